@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the whole test suite. This is exactly what CI runs (.ci/run).
+#   G4_FIXTURES_DIR  where the reference fixtures are (default ../shared/fixtures); without them
+#                    the fixture tests skip visibly, except under CI=true where that is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j2
+
+# The GGUF reader's fuzz tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DG4_SANITIZE=ON \
+  -DG4_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan --target gemma4_tests
+build-asan/tests/gemma4_tests --gtest_filter='Gguf*:Fuzz*'
+echo "all tests passed"
