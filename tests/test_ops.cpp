@@ -54,9 +54,9 @@ TEST(OpsTest, GeluIsTheTanhApproximation) {
     const double ref = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
     EXPECT_NEAR(gelu_tanh(float(x)), ref, 2e-6 * std::max(1.0, std::abs(x))) << x;
   }
-  // Distinguishes the erf flavour (differs by ~1e-4 around |x| ~ 2).
-  const double erf_gelu = 0.5 * 2.0 * (1 + std::erf(2.0 / std::sqrt(2.0)));
-  EXPECT_GT(std::abs(gelu_tanh(2.0f) - erf_gelu), 1e-4);
+  // Distinguishes the erf flavour (they differ most, by 4.7e-4, around |x| = 2.7).
+  const double erf_gelu = 0.5 * 2.7 * (1 + std::erf(2.7 / std::sqrt(2.0)));
+  EXPECT_GT(std::abs(gelu_tanh(2.7f) - erf_gelu), 3e-4);
 }
 
 TEST(OpsTest, SoftcapAndSoftmax) {
