@@ -22,6 +22,8 @@ void register_init_random(CLI::App& app) {
   cmd->add_option("--preset", opt->preset, "shape: tiny, 12b, 12b-6layer (flags below override)");
   cmd->add_option("--type", opt->type, "weight type of the 2-D tensors (f32, f16, bf16, q8_0, q4_0, ...)");
   cmd->add_option("--seed", opt->spec.seed, "random seed");
+  cmd->add_flag("--zeros", opt->spec.zero_matrices,
+                "all 2-D weights zero, stored as file holes: a full-size file in seconds (for memory plans)");
   // Size overrides; -1 keeps the preset's value.
   struct Override { const char* flag; int RandomModelSpec::*field; const char* help; };
   static const Override kOverrides[] = {
@@ -42,9 +44,9 @@ void register_init_random(CLI::App& app) {
     cmd->add_option(kOverrides[i].flag, (*values)[i], kOverrides[i].help)->check(CLI::PositiveNumber);
   add_threads_option(*cmd, opt->threads);
   cmd->callback([opt, values] {
-    const uint64_t seed = opt->spec.seed;
     RandomModelSpec spec = random_model_preset(opt->preset);
-    spec.seed = seed;
+    spec.seed = opt->spec.seed;
+    spec.zero_matrices = opt->spec.zero_matrices;
     spec.type = ggml_type_from_name(opt->type);
     for (size_t i = 0; i < std::size(kOverrides); ++i)
       if ((*values)[i] > 0) spec.*(kOverrides[i].field) = (*values)[i];

@@ -232,6 +232,9 @@ class GgufWriter {
   using TensorProducer = std::function<void(uint8_t* dst, size_t n_bytes)>;
   void add_tensor_streamed(const std::string& name, GgmlType type, const std::vector<int64_t>& ne,
                            TensorProducer produce);
+  // All-zero tensor, written as a hole in the file (no disk space, no memory): lets tests and
+  // memory plans use full-size 12B-shaped files in seconds.
+  void add_tensor_zeros(const std::string& name, GgmlType type, const std::vector<int64_t>& ne);
 
   // Writes the file (to a temporary name next to it, renamed into place on success; the
   // temporary is removed on failure, including when a producer throws). Throws g4::Error.

@@ -85,7 +85,16 @@ class TempOutputFile {
       n -= chunk;
     }
   }
+  // Leaves n bytes unwritten: a hole that reads as zeros and takes no disk space.
+  void skip(size_t n) {
+    if (::lseek(fd_, off_t(n), SEEK_CUR) < 0)
+      fail(final_path_, ": cannot seek in ", temp_path_, ": ", std::strerror(errno));
+  }
   void commit() {
+    // A trailing hole only exists once the size is set.
+    const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+    if (end < 0 || ::ftruncate(fd_, end) != 0)
+      fail(final_path_, ": cannot size ", temp_path_, ": ", std::strerror(errno));
     if (::fsync(fd_) != 0)
       fail(final_path_, ": cannot flush ", temp_path_, ": ", std::strerror(errno));
     const int fd = fd_;
@@ -119,6 +128,7 @@ struct GgufWriter::Impl {
     uint64_t n_bytes = 0;
     std::vector<uint8_t> data;  // in-memory tensors
     TensorProducer produce;     // streamed tensors
+    bool zeros = false;         // all-zero tensors, written as file holes
   };
 
   uint32_t version = 3;
@@ -346,6 +356,13 @@ void GgufWriter::add_tensor_streamed(const std::string& name, GgmlType type,
   impl_->tensors.push_back({name, type, ne, n_bytes, {}, std::move(produce)});
 }
 
+void GgufWriter::add_tensor_zeros(const std::string& name, GgmlType type,
+                                   const std::vector<int64_t>& ne) {
+  const uint64_t n_bytes = impl_->check_new_tensor(name, type, ne);
+  impl_->tensor_index.emplace(name, impl_->tensors.size());
+  impl_->tensors.push_back({name, type, ne, n_bytes, {}, {}, true});
+}
+
 void GgufWriter::write(const std::string& path) const {
   const uint64_t alignment = impl_->alignment();
 
@@ -387,7 +404,9 @@ void GgufWriter::write(const std::string& path) const {
   std::vector<uint8_t> buffer;  // reused by streamed tensors: holds the largest one
   for (const Impl::Tensor& t : impl_->tensors) {
     const size_t n_bytes = size_t(t.n_bytes);
-    if (t.produce) {
+    if (t.zeros) {
+      out.skip(n_bytes);
+    } else if (t.produce) {
       buffer.assign(n_bytes, 0);
       t.produce(buffer.data(), n_bytes);
       out.write_all(buffer.data(), n_bytes);

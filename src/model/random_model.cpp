@@ -177,6 +177,7 @@ void write_random_gemma4(const RandomModelSpec& s, const std::string& path, Thre
     const bool matrix = rows > 1 || kind == Init::kEmbedding || kind == Init::kProjection;
     const GgmlType type = matrix ? s.type : GgmlType::F32;
     const std::vector<int64_t> ne = matrix ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{cols};
+    if (matrix && s.zero_matrices) return w.add_tensor_zeros(name, type, ne);
     const uint64_t name_hash = hash_name(name);
     w.add_tensor_streamed(name, type, ne, [=, &s, &pool](uint8_t* dst, size_t) {
       const int64_t row_bytes = ggml_row_bytes(type, cols);

@@ -28,6 +28,7 @@ struct RandomModelSpec {
   int64_t n_ctx_train = 8192;
   GgmlType type = GgmlType::F32;    // of the 2-D weights; norms stay F32
   uint64_t seed = 1;
+  bool zero_matrices = false;       // 2-D weights all zero, written as file holes (instant 12B-sized files)
   std::string name = "gemma4-random";
 };
 
