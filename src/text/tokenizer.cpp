@@ -153,6 +153,10 @@ struct Tokenizer::Tables {
   std::array<TokenId, 256> byte_ids;                    // <0xXX> tokens
   SpecialTokenTrie specials;
 
+  void index_tokens(const TokenizerVocab& vocab);
+  void index_special_tokens(const TokenizerVocab& vocab);
+  void index_merges(const TokenizerVocab& vocab);
+
   Tables() {
     ascii_ids.fill(kNoToken);
     byte_ids.fill(kNoToken);
@@ -227,64 +231,61 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)), tables_(n
   validate_special_id(vocab_, vocab_.unk_id, "UNK");
   validate_special_id(vocab_, vocab_.pad_id, "PAD");
 
-  Tables& t = *tables_;
-  t.token_to_id.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  tables_->index_tokens(vocab_);
+  mark_end_of_generation();
+  tables_->index_special_tokens(vocab_);
+  tables_->index_merges(vocab_);
+  build_pieces();
+  find_gemma4_specials();
+}
+
+void Tokenizer::Tables::index_tokens(const TokenizerVocab& vocab) {
+  token_to_id.reserve(vocab.tokens.size());
+  for (size_t i = 0; i < vocab.tokens.size(); ++i) {
     const auto id = static_cast<TokenId>(i);
-    const std::string& text = vocab_.tokens[i];
-    const TokenType type = vocab_.types[i];
+    const std::string& text = vocab.tokens[i];
+    const TokenType type = vocab.types[i];
     if (static_cast<uint8_t>(type) > static_cast<uint8_t>(TokenType::Byte))
-      fail(source, ": token ", id, " has invalid type ", int(type));
-    t.token_to_id.emplace(text, id);  // first id wins when a text repeats
+      fail(vocab.source, ": token ", id, " has invalid type ", int(type));
+    token_to_id.emplace(text, id);  // first id wins when a text repeats
     if (type == TokenType::Byte) {
       const std::optional<uint8_t> byte = parse_byte_token(text);
-      if (!byte) fail(source, ": BYTE token ", id, " is '", text, "', expected <0xXX>");
-      if (t.byte_ids[*byte] == kNoToken) t.byte_ids[*byte] = id;
+      if (!byte) fail(vocab.source, ": BYTE token ", id, " is '", text, "', expected <0xXX>");
+      if (byte_ids[*byte] == kNoToken) byte_ids[*byte] = id;
       continue;
     }
-    if (!text.empty()) {
-      const Utf8Step step = utf8_step(text, 0);
-      if (step.status == Utf8Status::Valid && step.length == text.size()) {
-        if (step.length == 1) {
-          if (t.ascii_ids[step.codepoint] == kNoToken) t.ascii_ids[step.codepoint] = id;
-        } else {
-          t.codepoint_ids.emplace(step.codepoint, id);
-        }
-      }
+    // Single-character tokens are the starting symbols of BPE.
+    if (text.empty()) continue;
+    const Utf8Step step = utf8_step(text, 0);
+    if (step.status != Utf8Status::Valid || step.length != text.size()) continue;
+    if (step.length == 1) {
+      if (ascii_ids[step.codepoint] == kNoToken) ascii_ids[step.codepoint] = id;
+    } else {
+      codepoint_ids.emplace(step.codepoint, id);
     }
   }
+}
 
-  // End-of-generation tokens. Like llama.cpp, an EOG token that is not CONTROL (the converter
-  // writes <|tool_response> as USER_DEFINED) is made CONTROL, so that parse_special = false
-  // does not match it and render_special = false hides it (gemma4-tiny README, "llama.cpp
-  // behaviour worth knowing").
-  if (vocab_.eos_id != kNoToken) eog_ids_.push_back(vocab_.eos_id);
-  for (std::string_view name : kEndOfGenerationNames) {
-    const std::optional<TokenId> id = t.find(name);
-    if (!id || std::find(eog_ids_.begin(), eog_ids_.end(), *id) != eog_ids_.end()) continue;
-    eog_ids_.push_back(*id);
-  }
-  for (TokenId id : eog_ids_) {
-    if (id != vocab_.eos_id) vocab_.types[id] = TokenType::Control;
-  }
-
-  for (size_t i = 0; i < n; ++i) {
-    const TokenType type = vocab_.types[i];
+void Tokenizer::Tables::index_special_tokens(const TokenizerVocab& vocab) {
+  for (size_t i = 0; i < vocab.tokens.size(); ++i) {
+    const TokenType type = vocab.types[i];
     if (type == TokenType::UserDefined || type == TokenType::Control || type == TokenType::Unknown)
-      t.specials.insert(vocab_.tokens[i], static_cast<TokenId>(i));
+      specials.insert(vocab.tokens[i], static_cast<TokenId>(i));
   }
+}
 
-  // Merges: "left right"; the split is at the first space that leaves two known tokens, so a
-  // token text containing a space cannot make the split ambiguous.
-  t.merges.reserve(vocab_.merges.size());
+// Merges are "left right". The split is at the first space that leaves two known tokens, so a
+// token text containing a space cannot make it ambiguous.
+void Tokenizer::Tables::index_merges(const TokenizerVocab& vocab) {
+  merges.reserve(vocab.merges.size());
   std::string joined;
-  for (size_t rank = 0; rank < vocab_.merges.size(); ++rank) {
-    const std::string_view merge = vocab_.merges[rank];
+  for (size_t rank = 0; rank < vocab.merges.size(); ++rank) {
+    const std::string_view merge = vocab.merges[rank];
     std::optional<TokenId> left, right;
     size_t split = std::string_view::npos;
     for (size_t p = merge.find(' ', 1); p != std::string_view::npos; p = merge.find(' ', p + 1)) {
-      left = t.find(merge.substr(0, p));
-      right = t.find(merge.substr(p + 1));
+      left = find(merge.substr(0, p));
+      right = find(merge.substr(p + 1));
       if (left && right) {
         split = p;
         break;
@@ -293,22 +294,40 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)), tables_(n
     if (split == std::string_view::npos) {
       const size_t p = merge.find(' ', 1);
       if (p == std::string_view::npos || p + 1 >= merge.size())
-        fail(source, ": merge #", rank, " '", merge, "' is not two tokens separated by a space");
+        fail(vocab.source, ": merge #", rank, " '", merge,
+             "' is not two tokens separated by a space");
       const std::string_view bad =
-          t.find(merge.substr(0, p)) ? merge.substr(p + 1) : merge.substr(0, p);
-      fail(source, ": merge #", rank, " '", merge, "' names unknown token '", bad, "'");
+          find(merge.substr(0, p)) ? merge.substr(p + 1) : merge.substr(0, p);
+      fail(vocab.source, ": merge #", rank, " '", merge, "' names unknown token '", bad, "'");
     }
     joined.assign(merge.substr(0, split));
     joined.append(merge.substr(split + 1));
-    const std::optional<TokenId> result = t.find(joined);
+    const std::optional<TokenId> result = find(joined);
     if (!result)
-      fail(source, ": merge #", rank, " '", merge, "' produces '", joined,
+      fail(vocab.source, ": merge #", rank, " '", merge, "' produces '", joined,
            "', which is not in the vocabulary");
-    t.merges.emplace(pair_key(*left, *right), MergeEntry{static_cast<int32_t>(rank), *result});
+    // A repeated pair keeps its first (best) rank.
+    merges.emplace(pair_key(*left, *right), MergeEntry{static_cast<int32_t>(rank), *result});
   }
+}
 
-  pieces_.resize(n);
-  for (size_t i = 0; i < n; ++i) {
+// End-of-generation tokens. Like llama.cpp, an EOG token that is not CONTROL (the converter
+// writes <|tool_response> as USER_DEFINED) is made CONTROL, so that parse_special = false does
+// not match it and render_special = false hides it (gemma4-tiny README, "llama.cpp behaviour
+// worth knowing").
+void Tokenizer::mark_end_of_generation() {
+  if (vocab_.eos_id != kNoToken) eog_ids_.push_back(vocab_.eos_id);
+  for (std::string_view name : kEndOfGenerationNames) {
+    const std::optional<TokenId> id = tables_->find(name);
+    if (!id || std::find(eog_ids_.begin(), eog_ids_.end(), *id) != eog_ids_.end()) continue;
+    eog_ids_.push_back(*id);
+    vocab_.types[*id] = TokenType::Control;
+  }
+}
+
+void Tokenizer::build_pieces() {
+  pieces_.resize(vocab_.tokens.size());
+  for (size_t i = 0; i < vocab_.tokens.size(); ++i) {
     const std::string& text = vocab_.tokens[i];
     if (vocab_.types[i] == TokenType::Byte) {
       pieces_[i] = std::string(1, static_cast<char>(*parse_byte_token(text)));
@@ -318,8 +337,10 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) : vocab_(std::move(vocab)), tables_(n
       pieces_[i] = replace_all(text, kSpaceMarker, " ");
     }
   }
+}
 
-  const auto lookup = [&](std::string_view name) { return t.find(name).value_or(kNoToken); };
+void Tokenizer::find_gemma4_specials() {
+  const auto lookup = [&](std::string_view name) { return tables_->find(name).value_or(kNoToken); };
   Gemma4SpecialTokens& s = specials_;
   s.turn_start = lookup("<|turn>");
   s.turn_end = lookup("<turn|>");

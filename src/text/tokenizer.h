@@ -147,6 +147,9 @@ class Tokenizer {
   struct Tables;  // lookup tables built from the vocab (tokenizer.cpp)
   struct BpeWorkspace;
 
+  void mark_end_of_generation();
+  void build_pieces();
+  void find_gemma4_specials();
   void encode_fragment(std::string_view fragment, std::vector<TokenId>& out,
                        BpeWorkspace& work) const;
   void encode_bpe(std::string_view word, std::vector<TokenId>& out, BpeWorkspace& work) const;
