@@ -10,17 +10,27 @@
 
 namespace g4 {
 
-// Writes n floats (n a multiple of the type's block size) decoded from `src`.
-// Supported: every type for which type_is_supported() is true. Throws g4::Error otherwise.
+// Every function here throws g4::Error, naming the type, when the type is not supported
+// (type_is_supported() false) or when n is negative or not a multiple of the block size
+// (32 for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, 256 for the K-quants, 1 for F32/F16/BF16).
+
+// Writes n floats decoded from `src`. Any bytes decode (an fp16 scale may be inf or NaN).
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 
-// Encodes n floats (n a multiple of the block size) into `dst` (ggml_row_bytes(type, n) bytes).
-// Follows ggml's reference quantizers for the simple types; the K-quants use a search for
-// good scales (any valid encoding is readable by every GGUF engine).
+// Encodes n floats into `dst` (ggml_row_bytes(type, n) bytes).
+// - F16/BF16: round to nearest even (inf and NaN kept); F32: copied.
+// - Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: ggml's reference quantizers, byte for byte.
+// - Q4_K, Q5_K, Q6_K: a least-squares search for the scales (any valid encoding is readable by
+//   every GGUF engine); lower RMSE than ggml's reference quantizer on Gaussian weights.
+// The block types throw g4::Error for a non-finite input value and for a block whose scale
+// does not fit in fp16 (e.g. |x| > 65504 for Q4_1's min, ~8.3e6 for Q8_0).
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
 // sum_i dequant(row)[i] * x[i], with the activations x kept in float32 ("exact-activation mode").
-// Scalar reference: accumulates per block in float, blocks summed in float.
+// Accumulation order, which the SIMD kernels are tested against: the row is cut into chunks (one
+// block of a quantized type; 32 elements of F32/F16/BF16, the last chunk possibly shorter); each
+// chunk's products are summed in float with the index ascending, and the chunk sums are added in
+// float, in order. The products use exactly dequantize_row's values.
 float dot_row_ref(GgmlType type, const void* row, const float* x, int64_t n);
 
 }  // namespace g4

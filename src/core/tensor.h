@@ -1,0 +1,25 @@
+// Typed views of weights used in place from a mapped file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/ggml_type.h"
+
+namespace g4 {
+
+// A weight matrix W of `rows` x `cols` (PyTorch [out, in]; GGUF ne = {cols, rows}). Each row is
+// `row_bytes` of `type` blocks, so y = W x takes one dot product per row.
+struct WeightMatrix {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t row_bytes = 0;
+  const uint8_t* data = nullptr;
+
+  bool present() const { return data != nullptr; }
+  const uint8_t* row(int64_t r) const { return data + r * row_bytes; }
+};
+
+}  // namespace g4

@@ -1,0 +1,118 @@
+#include "model/weights.h"
+
+#include "core/error.h"
+#include "formats/gguf.h"
+#include "ops/quant.h"
+
+namespace g4 {
+namespace {
+
+std::string shape_of(const std::vector<int64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += cat(i ? ", " : "", ne[i]);
+  return s + "]";
+}
+
+void check_shape(const GgufFile& f, const GgufTensorInfo& t, const std::vector<int64_t>& ne) {
+  bool ok = t.n_dims == int(ne.size());
+  for (size_t i = 0; ok && i < ne.size(); ++i) ok = t.ne[i] == ne[i];
+  if (!ok)
+    fail(f.path(), ": tensor '", t.name, "' has shape ", t.shape_string(), ", expected ", shape_of(ne),
+         " for this model's hyper-parameters");
+  if (!type_is_supported(t.type))
+    fail(f.path(), ": tensor '", t.name, "' has weight type ", ggml_type_name(t.type),
+         ", which this engine cannot compute with (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
+         "Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+}
+
+WeightMatrix bind_matrix(const GgufFile& f, const GgufTensorInfo& t, int64_t rows, int64_t cols) {
+  check_shape(f, t, {cols, rows});
+  WeightMatrix m;
+  m.name = t.name;
+  m.type = t.type;
+  m.rows = rows;
+  m.cols = cols;
+  m.row_bytes = ggml_row_bytes(t.type, cols);
+  m.data = t.data;
+  return m;
+}
+
+WeightMatrix matrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
+  return bind_matrix(f, f.tensor(name), rows, cols);
+}
+
+// 1-D vectors (norm weights, factors) are small: decode them to float once at load.
+std::vector<float> vector_f32(const GgufFile& f, const std::string& name, int64_t n) {
+  const GgufTensorInfo& t = f.tensor(name);
+  check_shape(f, t, {n});
+  std::vector<float> out(static_cast<size_t>(n));
+  dequantize_row(t.type, t.data, out.data(), n);
+  return out;
+}
+
+}  // namespace
+
+Gemma4Weights bind_gemma4_weights(const GgufFile& f, const Gemma4HParams& hp) {
+  Gemma4Weights w;
+  const int64_t d = hp.n_embd;
+  {
+    const GgufTensorInfo& t = f.tensor("token_embd.weight");
+    if (t.n_dims != 2 || t.ne[0] != d)
+      fail(f.path(), ": tensor 'token_embd.weight' has shape ", t.shape_string(), ", expected [", d,
+           ", n_vocab]");
+    w.token_embd = bind_matrix(f, t, t.ne[1], d);
+  }
+  if (f.find_tensor("output.weight"))
+    fail(f.path(), ": has an 'output.weight' tensor; Gemma 4 ties the output to token_embd");
+  w.output_norm = vector_f32(f, "output_norm.weight", d);
+
+  // Full layers share one rope_freqs tensor (spec §2.5): 1.0 for rotated pairs, ~1e30 for the
+  // pairs proportional RoPE leaves alone.
+  int n_rot_full = 0;
+  for (const LayerGeometry& g : hp.layers)
+    if (!g.sliding) n_rot_full = g.n_rot;
+  if (f.find_tensor("rope_freqs.weight")) {
+    if (n_rot_full == 0) fail(f.path(), ": has rope_freqs.weight but no full-attention layer");
+    w.rope_freq_factors = vector_f32(f, "rope_freqs.weight", n_rot_full / 2);
+  }
+
+  for (int l = 0; l < hp.n_layer; ++l) {
+    const LayerGeometry& g = hp.layer(l);
+    const std::string p = cat("blk.", l, ".");
+    const int64_t q_rows = int64_t(hp.n_head) * g.head_dim;
+    const int64_t kv_rows = int64_t(g.n_head_kv) * g.head_dim;
+    LayerWeights lw;
+    lw.attn_norm = vector_f32(f, p + "attn_norm.weight", d);
+    lw.wq = matrix(f, p + "attn_q.weight", q_rows, d);
+    lw.wk = matrix(f, p + "attn_k.weight", kv_rows, d);
+    if (f.find_tensor(p + "attn_v.weight")) lw.wv = matrix(f, p + "attn_v.weight", kv_rows, d);
+    lw.wo = matrix(f, p + "attn_output.weight", d, q_rows);
+    lw.q_norm = vector_f32(f, p + "attn_q_norm.weight", g.head_dim);
+    lw.k_norm = vector_f32(f, p + "attn_k_norm.weight", g.head_dim);
+    lw.post_attn_norm = vector_f32(f, p + "post_attention_norm.weight", d);
+    lw.ffn_norm = vector_f32(f, p + "ffn_norm.weight", d);
+    lw.w_gate = matrix(f, p + "ffn_gate.weight", g.n_ff, d);
+    lw.w_up = matrix(f, p + "ffn_up.weight", g.n_ff, d);
+    lw.w_down = matrix(f, p + "ffn_down.weight", d, g.n_ff);
+    lw.post_ffw_norm = vector_f32(f, p + "post_ffw_norm.weight", d);
+    if (f.find_tensor(p + "layer_output_scale.weight"))
+      lw.output_scale = vector_f32(f, p + "layer_output_scale.weight", 1)[0];
+    w.layers.push_back(std::move(lw));
+  }
+  return w;
+}
+
+int64_t weights_size_bytes(const Gemma4Weights& w) {
+  auto bytes = [](const WeightMatrix& m) { return m.present() ? m.rows * m.row_bytes : 0; };
+  auto vec = [](const std::vector<float>& v) { return int64_t(v.size() * sizeof(float)); };
+  int64_t total = bytes(w.token_embd) + vec(w.output_norm) + vec(w.rope_freq_factors);
+  for (const LayerWeights& l : w.layers) {
+    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) +
+             bytes(l.w_up) + bytes(l.w_down);
+    total += vec(l.attn_norm) + vec(l.q_norm) + vec(l.k_norm) + vec(l.post_attn_norm) +
+             vec(l.ffn_norm) + vec(l.post_ffw_norm) + 4;
+  }
+  return total;
+}
+
+}  // namespace g4

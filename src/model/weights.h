@@ -1,0 +1,45 @@
+// Binding of the GGUF tensors of a Gemma 4 text model (spec §5.1 table) to the layers that use them,
+// with every shape and type checked against the hyper-parameters.
+#pragma once
+
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/hparams.h"
+
+namespace g4 {
+
+class GgufFile;
+
+struct LayerWeights {
+  std::vector<float> attn_norm;        // [d]        HF input_layernorm
+  WeightMatrix wq;                     // [H*hd, d]
+  WeightMatrix wk;                     // [Hkv*hd, d]
+  WeightMatrix wv;                     // [Hkv*hd, d]; absent on k_eq_v layers (V = raw K projection)
+  WeightMatrix wo;                     // [d, H*hd]
+  std::vector<float> q_norm;           // [hd]
+  std::vector<float> k_norm;           // [hd]
+  std::vector<float> post_attn_norm;   // [d]
+  std::vector<float> ffn_norm;         // [d]        HF pre_feedforward_layernorm
+  WeightMatrix w_gate;                 // [ff, d]
+  WeightMatrix w_up;                   // [ff, d]
+  WeightMatrix w_down;                 // [d, ff]
+  std::vector<float> post_ffw_norm;    // [d]
+  float output_scale = 1.0f;           // layer_output_scale (HF layer_scalar), spec §2.3
+};
+
+struct Gemma4Weights {
+  WeightMatrix token_embd;             // [n_vocab, d], also the tied output projection
+  std::vector<float> output_norm;      // [d]
+  std::vector<float> rope_freq_factors;  // [n_rot_full/2] divisors of the full-layer frequencies; empty = all 1
+  std::vector<LayerWeights> layers;
+};
+
+// Throws g4::Error naming the file and tensor for a missing tensor, a wrong shape (expected vs
+// found) or a weight type the engine cannot compute with.
+Gemma4Weights bind_gemma4_weights(const GgufFile& file, const Gemma4HParams& hp);
+
+// Bytes of all tensors the model uses (what has to be read from disk / memory).
+int64_t weights_size_bytes(const Gemma4Weights& w);
+
+}  // namespace g4

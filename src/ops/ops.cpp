@@ -1,0 +1,73 @@
+#include "ops/ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace g4 {
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  for (; i < n; ++i) acc[0] += a[i] * b[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double sum_sq = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum_sq += double(x[i]) * double(x[i]);
+  const float scale = float(1.0 / std::sqrt(sum_sq / double(n) + double(eps)));
+  if (w) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+  }
+}
+
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+void geglu_inplace(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void softcap_inplace(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+void rope_angles(int64_t pos, int n_rot, float base, const float* factors, float* cos_sin) {
+  const int half = n_rot / 2;
+  for (int i = 0; i < half; ++i) {
+    double inv_freq = std::pow(double(base), -2.0 * i / double(n_rot));
+    if (factors) inv_freq /= double(factors[i]);
+    const double angle = double(pos) * inv_freq;
+    cos_sin[2 * i] = float(std::cos(angle));
+    cos_sin[2 * i + 1] = float(std::sin(angle));
+  }
+}
+
+void rope_neox_inplace(float* x, const float* cos_sin, int n_rot) {
+  const int half = n_rot / 2;
+  for (int i = 0; i < half; ++i) {
+    const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
+
+void softmax_inplace(float* x, int64_t n) {
+  const float max_v = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max_v);
+    sum += x[i];
+  }
+  const float inv = float(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace g4

@@ -1,0 +1,335 @@
+// The forward pass on random Gemma 4 models of many shapes, against a second, deliberately naive
+// implementation written here from the spec (§2): float64 everywhere, whole sequence at once, no
+// cache, the attention mask spelled out per (query, key) pair. Also checks that prefill, token by
+// token decode and chunked prefill (across the sliding window boundary) agree.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "formats/gguf.h"
+#include "model/model.h"
+#include "model/random_model.h"
+#include "ops/quant.h"
+#include "runtime/sampler.h"
+#include "test_util.h"
+
+namespace g4 {
+namespace {
+
+using Matrix = std::vector<std::vector<double>>;  // [rows][cols]
+
+// ---- the naive float64 reference -------------------------------------------------------------
+
+struct NaiveModel {
+  const GgufFile& f;
+  explicit NaiveModel(const GgufFile& file) : f(file) {}
+
+  std::vector<double> vec(const std::string& name) const {
+    const GgufTensorInfo& t = f.tensor(name);
+    std::vector<float> tmp(size_t(t.n_elements()));
+    dequantize_row(t.type, t.data, tmp.data(), t.n_elements());
+    return {tmp.begin(), tmp.end()};
+  }
+  Matrix mat(const std::string& name) const {  // PyTorch [out][in]
+    const GgufTensorInfo& t = f.tensor(name);
+    Matrix m(size_t(t.ne[1]), std::vector<double>(size_t(t.ne[0])));
+    std::vector<float> row(size_t(t.ne[0]));
+    const int64_t row_bytes = ggml_row_bytes(t.type, t.ne[0]);
+    for (int64_t r = 0; r < t.ne[1]; ++r) {
+      dequantize_row(t.type, t.data + r * row_bytes, row.data(), t.ne[0]);
+      m[size_t(r)].assign(row.begin(), row.end());
+    }
+    return m;
+  }
+  static std::vector<double> matvec(const Matrix& m, const std::vector<double>& x) {
+    std::vector<double> y(m.size());
+    for (size_t r = 0; r < m.size(); ++r)
+      for (size_t c = 0; c < x.size(); ++c) y[r] += m[r][c] * x[c];
+    return y;
+  }
+  static std::vector<double> rms(std::vector<double> x, const std::vector<double>* w, double eps) {
+    double ss = 0;
+    for (double v : x) ss += v * v;
+    const double s = 1.0 / std::sqrt(ss / double(x.size()) + eps);
+    for (size_t i = 0; i < x.size(); ++i) x[i] *= s * (w ? (*w)[i] : 1.0);
+    return x;
+  }
+
+  // Logits [position][vocab] for `ids`; block[i] >= 0 groups bidirectional positions (sliding only).
+  std::vector<std::vector<double>> logits(const std::vector<int32_t>& ids, const std::vector<int>& block) const {
+    const std::string a = "gemma4.";
+    const int64_t d = f.get_int(a + "embedding_length"), L = f.get_int(a + "block_count");
+    const int64_t H = f.get_int(a + "attention.head_count"), W = f.get_int(a + "attention.sliding_window");
+    const double eps = f.get_float(a + "attention.layer_norm_rms_epsilon");
+    const auto kv_heads = f.get_int_array(a + "attention.head_count_kv");
+    const auto sliding = f.get_bool_array(a + "attention.sliding_window_pattern");
+    const Matrix E = mat("token_embd.weight");
+    const auto freqs = vec("rope_freqs.weight");
+    const size_t T = ids.size();
+
+    std::vector<std::vector<double>> x(T);
+    for (size_t t = 0; t < T; ++t) {
+      x[t] = E[size_t(ids[t])];
+      for (double& v : x[t]) v *= double(std::sqrt(float(d)));  // sqrtf(d), as the fixtures
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string p = cat("blk.", l, ".");
+      const bool swa = sliding[size_t(l)];
+      const int64_t hd = f.get_int(a + (swa ? "attention.key_length_swa" : "attention.key_length"));
+      const int64_t Hkv = kv_heads[size_t(l)];
+      const double base = f.get_float(a + (swa ? "rope.freq_base_swa" : "rope.freq_base"));
+      const auto attn_norm = vec(p + "attn_norm.weight"), qn = vec(p + "attn_q_norm.weight"),
+                 kn = vec(p + "attn_k_norm.weight"), pan = vec(p + "post_attention_norm.weight"),
+                 fn = vec(p + "ffn_norm.weight"), pfn = vec(p + "post_ffw_norm.weight");
+      const Matrix Wq = mat(p + "attn_q.weight"), Wk = mat(p + "attn_k.weight"), Wo = mat(p + "attn_output.weight"),
+                   Wg = mat(p + "ffn_gate.weight"), Wu = mat(p + "ffn_up.weight"), Wd = mat(p + "ffn_down.weight");
+      const bool has_v = f.find_tensor(p + "attn_v.weight") != nullptr;
+      const Matrix Wv = has_v ? mat(p + "attn_v.weight") : Matrix{};
+      const double scale = f.find_tensor(p + "layer_output_scale.weight") ? vec(p + "layer_output_scale.weight")[0] : 1.0;
+
+      // q, k, v per position and head
+      std::vector<std::vector<std::vector<double>>> Q(T), K(T), V(T);
+      auto rope = [&](std::vector<double>& v, int64_t pos) {
+        for (int64_t i = 0; i < hd / 2; ++i) {
+          double inv = std::pow(base, -2.0 * double(i) / double(hd));
+          if (!swa) inv /= freqs[size_t(i)];
+          const double c = std::cos(double(pos) * inv), s = std::sin(double(pos) * inv);
+          const double x0 = v[size_t(i)], x1 = v[size_t(i + hd / 2)];
+          v[size_t(i)] = x0 * c - x1 * s;
+          v[size_t(i + hd / 2)] = x1 * c + x0 * s;
+        }
+      };
+      for (size_t t = 0; t < T; ++t) {
+        const auto h_in = rms(x[t], &attn_norm, eps);
+        const auto q = matvec(Wq, h_in), k = matvec(Wk, h_in);
+        const auto v = has_v ? matvec(Wv, h_in) : k;  // k_eq_v: the raw K projection
+        for (int64_t h = 0; h < H; ++h) {
+          auto qh = rms(std::vector<double>(q.begin() + h * hd, q.begin() + (h + 1) * hd), &qn, eps);
+          rope(qh, int64_t(t));
+          Q[t].push_back(qh);
+        }
+        for (int64_t h = 0; h < Hkv; ++h) {
+          auto kh = rms(std::vector<double>(k.begin() + h * hd, k.begin() + (h + 1) * hd), &kn, eps);
+          rope(kh, int64_t(t));
+          K[t].push_back(kh);
+          V[t].push_back(rms(std::vector<double>(v.begin() + h * hd, v.begin() + (h + 1) * hd), nullptr, eps));
+        }
+      }
+      for (size_t t = 0; t < T; ++t) {
+        std::vector<double> o(size_t(H * hd));
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t g = h / (H / Hkv);
+          std::vector<double> s(T, -INFINITY);
+          for (size_t j = 0; j < T; ++j) {
+            const bool same_block = block[t] >= 0 && block[j] == block[t];
+            bool visible = swa ? ((j <= t || same_block) && int64_t(t) - int64_t(j) < W) : j <= t;
+            if (!visible) continue;
+            s[j] = 0;
+            for (int64_t i = 0; i < hd; ++i) s[j] += Q[t][size_t(h)][size_t(i)] * K[j][size_t(g)][size_t(i)];
+          }
+          double mx = -INFINITY, z = 0;
+          for (double v : s) mx = std::max(mx, v);
+          for (double& v : s) z += (v = std::exp(v - mx));
+          for (size_t j = 0; j < T; ++j)
+            for (int64_t i = 0; i < hd; ++i) o[size_t(h * hd + i)] += s[j] / z * V[j][size_t(g)][size_t(i)];
+        }
+        auto attn = rms(matvec(Wo, o), &pan, eps);
+        for (int64_t i = 0; i < d; ++i) x[t][size_t(i)] += attn[size_t(i)];
+        const auto fin = rms(x[t], &fn, eps);
+        auto gate = matvec(Wg, fin);
+        const auto up = matvec(Wu, fin);
+        for (size_t i = 0; i < gate.size(); ++i) {
+          const double gx = gate[i];
+          gate[i] = 0.5 * gx * (1 + std::tanh(std::sqrt(2 / M_PI) * (gx + 0.044715 * gx * gx * gx))) * up[i];
+        }
+        const auto ffn = rms(matvec(Wd, gate), &pfn, eps);
+        for (int64_t i = 0; i < d; ++i) x[t][size_t(i)] = (x[t][size_t(i)] + ffn[size_t(i)]) * scale;
+      }
+    }
+    const auto on = vec("output_norm.weight");
+    const double cap = f.get_float(a + "final_logit_softcapping");
+    std::vector<std::vector<double>> out;
+    for (size_t t = 0; t < T; ++t) {
+      auto lg = matvec(E, rms(x[t], &on, eps));
+      for (double& v : lg) v = cap * std::tanh(v / cap);
+      out.push_back(lg);
+    }
+    return out;
+  }
+};
+
+// ---- the engine under test ----------------------------------------------------------------------
+
+// Runs `ids` through the engine in chunks of `chunk` tokens (0: all at once) and returns the
+// logits of every position.
+std::vector<float> engine_logits(const Gemma4Model& m, const std::vector<int32_t>& ids, size_t chunk,
+                                 ThreadPool& pool, const std::vector<int>& block = {}) {
+  KvCache cache(m.hp, int64_t(ids.size()));
+  ForwardPass forward(m, pool);
+  std::vector<float> all, logits;
+  if (chunk == 0) chunk = ids.size();
+  for (size_t start = 0; start < ids.size(); start += chunk) {
+    SequenceInput in;
+    in.cache = &cache;
+    const size_t end = std::min(ids.size(), start + chunk);
+    in.tokens.assign(ids.begin() + std::ptrdiff_t(start), ids.begin() + std::ptrdiff_t(end));
+    if (!block.empty()) in.block_ids.assign(block.begin() + std::ptrdiff_t(start), block.begin() + std::ptrdiff_t(end));
+    for (size_t i = 0; i < in.tokens.size(); ++i) in.output_rows.push_back(int32_t(i));
+    forward.run(std::span<SequenceInput>(&in, 1), logits);
+    all.insert(all.end(), logits.begin(), logits.end());
+  }
+  return all;
+}
+
+std::vector<int32_t> random_ids(int n, int n_vocab, uint64_t seed) {
+  std::vector<int32_t> ids = {2};
+  uint64_t s = seed;
+  while (int(ids.size()) < n) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    ids.push_back(int32_t((s >> 33) % uint64_t(n_vocab - 300)) + 300);
+  }
+  return ids;
+}
+
+struct ShapeCase {
+  const char* name;
+  RandomModelSpec spec;
+  int n_tokens;
+};
+
+class RandomModelTest : public testing::TestWithParam<ShapeCase> {};
+
+TEST_P(RandomModelTest, MatchesNaiveFloat64Reference) {
+  test::TempDir dir;
+  const ShapeCase& c = GetParam();
+  ThreadPool pool(2);
+  const std::string path = (dir / "model.gguf").string();
+  write_random_gemma4(c.spec, path, pool);
+  const auto model = Gemma4Model::load(path);
+  const std::vector<int32_t> ids = random_ids(c.n_tokens, c.spec.n_vocab, c.spec.seed);
+  const std::vector<int> no_blocks(ids.size(), -1);
+  const auto ref = NaiveModel(model->file).logits(ids, no_blocks);
+  const std::vector<float> got = engine_logits(*model, ids, 0, pool);
+  const size_t V = size_t(model->n_vocab());
+  double max_diff = 0;
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (size_t v = 0; v < V; ++v) max_diff = std::max(max_diff, std::abs(got[t * V + v] - ref[t][v]));
+  // Same bound as TOLERANCES.md row 1 (float32 engine vs float64 reference).
+  EXPECT_LE(max_diff, 1e-3) << c.name;
+}
+
+TEST_P(RandomModelTest, PrefillDecodeAndChunksAgree) {
+  test::TempDir dir;
+  const ShapeCase& c = GetParam();
+  ThreadPool pool(2);
+  const std::string path = (dir / "model.gguf").string();
+  write_random_gemma4(c.spec, path, pool);
+  const auto model = Gemma4Model::load(path);
+  const std::vector<int32_t> ids = random_ids(c.n_tokens, c.spec.n_vocab, c.spec.seed + 7);
+  const std::vector<float> whole = engine_logits(*model, ids, 0, pool);
+  // Decode one token at a time, and chunks that straddle the window (sizes coprime to it).
+  for (size_t chunk : {size_t(1), size_t(3), size_t(c.spec.sliding_window + 1)}) {
+    const std::vector<float> chunked = engine_logits(*model, ids, chunk, pool);
+    ASSERT_EQ(chunked.size(), whole.size());
+    double max_diff = 0;
+    for (size_t i = 0; i < whole.size(); ++i) max_diff = std::max(max_diff, double(std::abs(whole[i] - chunked[i])));
+    // Only float32 summation order differs between the paths.
+    EXPECT_LE(max_diff, 1e-4) << c.name << " chunk " << chunk;
+  }
+}
+
+RandomModelSpec shape(int embd, int layers, int heads, int kv_swa, int kv_full, int hd_swa, int hd_full, int ff,
+                      int window, int full_every, GgmlType type, uint64_t seed) {
+  RandomModelSpec s;
+  s.n_embd = embd;
+  s.n_layer = layers;
+  s.n_head = heads;
+  s.n_head_kv_swa = kv_swa;
+  s.n_head_kv_full = kv_full;
+  s.head_dim_swa = hd_swa;
+  s.head_dim_full = hd_full;
+  s.n_ff = ff;
+  s.n_vocab = 400;
+  s.sliding_window = window;
+  s.full_every = full_every;
+  s.type = type;
+  s.seed = seed;
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, RandomModelTest,
+    testing::Values(
+        ShapeCase{"tiny_default", RandomModelSpec{}, 24},
+        ShapeCase{"window3_two_full", shape(64, 5, 4, 2, 1, 32, 64, 96, 3, 2, GgmlType::F32, 11), 20},
+        ShapeCase{"mha_window1", shape(96, 3, 2, 2, 2, 48, 64, 64, 1, 3, GgmlType::F32, 12), 9},
+        ShapeCase{"wide_heads_q8", shape(128, 4, 8, 4, 1, 32, 64, 256, 5, 4, GgmlType::Q8_0, 13), 17},
+        ShapeCase{"k_quants", shape(256, 3, 2, 1, 1, 128, 256, 256, 6, 3, GgmlType::Q4_K, 14), 15},
+        ShapeCase{"all_full_window_large", shape(64, 2, 4, 4, 2, 16, 32, 64, 64, 1, GgmlType::F16, 15), 12}),
+    [](const testing::TestParamInfo<ShapeCase>& info) { return std::string(info.param.name); });
+
+TEST(ForwardBlockMaskTest, ImageBlockIsBidirectionalOnSlidingLayersOnly) {
+  test::TempDir dir;
+  ThreadPool pool(2);
+  RandomModelSpec spec = shape(64, 4, 4, 2, 1, 32, 64, 96, 4, 2, GgmlType::F32, 21);
+  const std::string path = (dir / "model.gguf").string();
+  write_random_gemma4(spec, path, pool);
+  const auto model = Gemma4Model::load(path);
+  const std::vector<int32_t> ids = random_ids(16, spec.n_vocab, 5);
+  std::vector<int> block(ids.size(), -1);
+  for (size_t i = 4; i < 11; ++i) block[i] = 0;  // a 7-token "image" longer than the window
+  const auto ref = NaiveModel(model->file).logits(ids, block);
+  // The block must be in one pass: chunk so that it is (prefix 4, then the rest).
+  KvCache cache(model->hp, 16);
+  ForwardPass forward(*model, pool);
+  std::vector<float> got, logits;
+  for (auto [b, e] : {std::pair<size_t, size_t>{0, 4}, {4, 16}}) {
+    SequenceInput in;
+    in.cache = &cache;
+    in.tokens.assign(ids.begin() + std::ptrdiff_t(b), ids.begin() + std::ptrdiff_t(e));
+    in.block_ids.assign(block.begin() + std::ptrdiff_t(b), block.begin() + std::ptrdiff_t(e));
+    for (size_t i = 0; i < in.tokens.size(); ++i) in.output_rows.push_back(int32_t(i));
+    forward.run(std::span<SequenceInput>(&in, 1), logits);
+    got.insert(got.end(), logits.begin(), logits.end());
+  }
+  const size_t V = size_t(model->n_vocab());
+  double max_diff = 0, max_vs_causal = 0;
+  const auto causal = NaiveModel(model->file).logits(ids, std::vector<int>(ids.size(), -1));
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (size_t v = 0; v < V; ++v) {
+      max_diff = std::max(max_diff, std::abs(got[t * V + v] - ref[t][v]));
+      max_vs_causal = std::max(max_vs_causal, std::abs(ref[t][v] - causal[t][v]));
+    }
+  EXPECT_LE(max_diff, 1e-3);
+  EXPECT_GT(max_vs_causal, 1e-2) << "the block mask must make a visible difference";
+}
+
+TEST(ForwardErrorsTest, BadInputsAreRejectedBeforeAnythingChanges) {
+  test::TempDir dir;
+  ThreadPool pool(2);
+  const std::string path = (dir / "model.gguf").string();
+  write_random_gemma4(RandomModelSpec{}, path, pool);
+  const auto model = Gemma4Model::load(path);
+  KvCache cache(model->hp, 8);
+  ForwardPass forward(*model, pool);
+  std::vector<float> logits;
+  SequenceInput in;
+  in.cache = &cache;
+  in.tokens = {2, 100000};
+  EXPECT_THROW(forward.run(std::span<SequenceInput>(&in, 1), logits), Error);
+  in.tokens = std::vector<int32_t>(9, 5);  // longer than the context
+  try {
+    forward.run(std::span<SequenceInput>(&in, 1), logits);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
+  }
+  in.tokens = {2, kSoftToken};  // soft token without embeddings
+  EXPECT_THROW(forward.run(std::span<SequenceInput>(&in, 1), logits), Error);
+  EXPECT_EQ(cache.n_past(), 0);
+}
+
+}  // namespace
+}  // namespace g4

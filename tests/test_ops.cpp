@@ -1,0 +1,129 @@
+// The element-wise ops and the thread pool against straightforward double-precision math.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "ops/ops.h"
+
+namespace g4 {
+namespace {
+
+std::vector<float> random_vector(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(OpsTest, DotMatchesDoubleOnOddSizes) {
+  for (int64_t n : {1, 7, 8, 9, 31, 256, 1001}) {
+    const auto a = random_vector(n, 1), b = random_vector(n, 2);
+    double ref = 0;
+    for (int64_t i = 0; i < n; ++i) ref += double(a[size_t(i)]) * b[size_t(i)];
+    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref, 1e-5 * std::sqrt(double(n)) + 1e-6) << n;
+  }
+}
+
+TEST(OpsTest, RmsNormWithAndWithoutWeight) {
+  const int64_t n = 37;
+  const auto x = random_vector(n, 3, 5.0f), w = random_vector(n, 4);
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  const double scale = 1.0 / std::sqrt(ss / n + 1e-6);
+  std::vector<float> y(static_cast<size_t>(n)), y_noweight(static_cast<size_t>(n));
+  rms_norm(x.data(), w.data(), y.data(), n, 1e-6f);
+  rms_norm(x.data(), nullptr, y_noweight.data(), n, 1e-6f);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(y[size_t(i)], x[size_t(i)] * scale * w[size_t(i)], 1e-5);
+    EXPECT_NEAR(y_noweight[size_t(i)], x[size_t(i)] * scale, 1e-5);
+  }
+  // In place gives the same result.
+  std::vector<float> z = x;
+  rms_norm(z.data(), w.data(), z.data(), n, 1e-6f);
+  EXPECT_EQ(z, y);
+}
+
+TEST(OpsTest, GeluIsTheTanhApproximation) {
+  for (double x : {-6.0, -2.5, -1.0, -0.1, 0.0, 0.3, 1.0, 2.0, 7.5}) {
+    const double ref = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR(gelu_tanh(float(x)), ref, 2e-6 * std::max(1.0, std::abs(x))) << x;
+  }
+  // Distinguishes the erf flavour (differs by ~1e-4 around |x| ~ 2).
+  const double erf_gelu = 0.5 * 2.0 * (1 + std::erf(2.0 / std::sqrt(2.0)));
+  EXPECT_GT(std::abs(gelu_tanh(2.0f) - erf_gelu), 1e-4);
+}
+
+TEST(OpsTest, SoftcapAndSoftmax) {
+  std::vector<float> x = {-100.0f, -30.0f, 0.0f, 1.0f, 29.0f, 500.0f};
+  std::vector<float> y = x;
+  softcap_inplace(y.data(), int64_t(y.size()), 30.0f);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], 30.0 * std::tanh(x[i] / 30.0), 1e-5);
+  std::vector<float> s = {1.0f, 2.0f, 3.0f, -1000.0f};
+  softmax_inplace(s.data(), 4);
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  EXPECT_NEAR(s[0], std::exp(1.0) / z, 1e-7);
+  EXPECT_NEAR(s[2], std::exp(3.0) / z, 1e-7);
+  EXPECT_EQ(s[3], 0.0f);
+}
+
+TEST(OpsTest, RopeNeoxRotatesPairsHalfApart) {
+  const int n_rot = 8, head_dim = 12;  // dims 8..11 pass through
+  std::vector<float> cs(n_rot);
+  const int64_t pos = 5;
+  rope_angles(pos, n_rot, 10000.0f, nullptr, cs.data());
+  auto x = random_vector(head_dim, 7);
+  auto y = x;
+  rope_neox_inplace(y.data(), cs.data(), n_rot);
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double angle = pos * std::pow(10000.0, -2.0 * i / n_rot);
+    EXPECT_NEAR(y[size_t(i)], x[size_t(i)] * std::cos(angle) - x[size_t(i + 4)] * std::sin(angle), 1e-6);
+    EXPECT_NEAR(y[size_t(i + 4)], x[size_t(i + 4)] * std::cos(angle) + x[size_t(i)] * std::sin(angle), 1e-6);
+  }
+  for (int i = n_rot; i < head_dim; ++i) EXPECT_EQ(y[size_t(i)], x[size_t(i)]);
+}
+
+TEST(OpsTest, RopeFactorsFreezePairsAndAnglesStayAccurateFarOut) {
+  // Proportional RoPE: a factor of 1e30 leaves a pair unrotated (spec §2.5).
+  const int n_rot = 8;
+  const float factors[4] = {1.0f, 1.0f, 1e30f, 1e30f};
+  std::vector<float> cs(n_rot);
+  rope_angles(262143, n_rot, 1e6f, factors, cs.data());
+  EXPECT_NEAR(cs[2 * 2], 1.0f, 1e-7);
+  EXPECT_NEAR(cs[2 * 2 + 1], 0.0f, 1e-7);
+  // Pair 0 at position 262143: angle 262143 rad, computed in double.
+  EXPECT_NEAR(cs[0], std::cos(262143.0), 1e-6);
+  EXPECT_NEAR(cs[1], std::sin(262143.0), 1e-6);
+  // Denominator is the full rotary dimension (2i / n_rot), not the rotated share.
+  EXPECT_NEAR(cs[2], std::cos(262143.0 * std::pow(1e6, -2.0 / 8)), 1e-5);
+}
+
+TEST(ThreadPoolTest, CoversEveryIndexOnceAndPropagatesErrors) {
+  ThreadPool pool(4);
+  for (int64_t n : {1, 3, 4, 5, 1000}) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    pool.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+    });
+    for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  }
+  EXPECT_THROW(pool.parallel_for(100, 1,
+                                 [&](int64_t b, int64_t, int) {
+                                   if (b > 0) fail("boom");
+                                 }),
+               Error);
+  // Still usable after an error.
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(10, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 45);
+}
+
+}  // namespace
+}  // namespace g4
