@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/gguf.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"
@@ -590,6 +591,191 @@ TEST(TokenizerGemma3Json, LongDocumentEqualsLineByLine) {
   }
   EXPECT_EQ(whole, pieces);
   EXPECT_EQ(tok.decode(Ids(whole.begin() + 1, whole.end())), replace_all(document, kSpace, " "));
+}
+
+// ------------------------------------------------------------------------------------------
+// gemma4-tiny GGUF vocabulary vs llama.cpp (fixtures/gemma4-tiny/tokens.json, TOLERANCES row 8)
+
+std::string from_hex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+const Tokenizer& tiny_tokenizer() {
+  static const Tokenizer tokenizer = Tokenizer::from_gguf(
+      GgufFile::open((test::fixtures_dir() / "gemma4-tiny/text-f32.gguf").string()));
+  return tokenizer;
+}
+
+const json& tiny_tokens_json() {
+  static const json tokens =
+      json::parse(std::ifstream(test::fixtures_dir() / "gemma4-tiny/tokens.json"));
+  return tokens;
+}
+
+TEST(TokenizerGemma4Tiny, Vocabulary) {
+  G4_REQUIRE_FIXTURE("gemma4-tiny/text-f32.gguf");
+  G4_REQUIRE_FIXTURE("gemma4-tiny/tokens.json");
+  const Tokenizer& tok = tiny_tokenizer();
+  const json& ref = tiny_tokens_json();
+  EXPECT_EQ(tok.n_vocab(), ref["n_vocab"].get<size_t>());
+  EXPECT_EQ(tok.n_merges(), 1152u);
+  EXPECT_EQ(tok.bos_id(), ref["bos"].get<TokenId>());
+  EXPECT_EQ(tok.eos_id(), ref["eos"].get<TokenId>());
+  EXPECT_EQ(tok.pad_id(), ref["pad"].get<TokenId>());
+  EXPECT_EQ(tok.unk_id(), 3);
+  EXPECT_EQ(tok.add_bos(), ref["add_bos"].get<bool>());
+  // Ids of this vocabulary (README "Vocabulary"); the engine reads them, never assumes them.
+  const Gemma4SpecialTokens& s = tok.gemma4_specials();
+  EXPECT_EQ(s.turn_start, 15);
+  EXPECT_EQ(s.turn_end, 16);
+  EXPECT_EQ(s.tool_call_start, 7);
+  EXPECT_EQ(s.tool_response_start, 9);
+  EXPECT_EQ(s.string_quote, 11);
+  EXPECT_EQ(s.think, 12);
+  EXPECT_EQ(s.channel_start, 13);
+  EXPECT_EQ(s.image_start, 17);
+  EXPECT_EQ(s.image_end, 18);
+  EXPECT_EQ(s.image_placeholder, 19);
+  EXPECT_EQ(s.audio_end, 21);
+  EXPECT_EQ(s.video_placeholder, 23);
+  EXPECT_EQ(tok.token_type(13), TokenType::UserDefined);  // <|channel> renders as text
+  EXPECT_EQ(tok.token_type(9), TokenType::Control);       // <|tool_response>: EOG, made CONTROL
+  EXPECT_EQ(tok.end_of_generation_ids(), (Ids{1, 16, 9}));
+  EXPECT_TRUE(tok.is_byte(27));
+  EXPECT_EQ(tok.token_to_piece(27 + 0x41, true), "A");
+}
+
+TEST(TokenizerGemma4Tiny, TokensJsonCases) {
+  G4_REQUIRE_FIXTURE("gemma4-tiny/text-f32.gguf");
+  G4_REQUIRE_FIXTURE("gemma4-tiny/tokens.json");
+  const Tokenizer& tok = tiny_tokenizer();
+  const json& cases = tiny_tokens_json()["cases"];
+  ASSERT_EQ(cases.size(), 51u);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const json& c = cases[i];
+    SCOPED_TRACE("tokens.json case " + std::to_string(i) + ": " + c["text"].dump());
+    const std::string text = from_hex(c["text_hex"]);
+    const Ids ids = c["ids"].get<Ids>();
+    EXPECT_EQ(tok.encode(text, false, true), ids);
+    EXPECT_EQ(tok.encode(text, true, true), c["ids_add_special"].get<Ids>());
+    EXPECT_EQ(tok.encode(text, false, false), c["ids_no_parse_special"].get<Ids>());
+    ASSERT_EQ(c["pieces_hex"].size(), ids.size());
+    for (size_t k = 0; k < ids.size(); ++k)
+      EXPECT_EQ(hex(tok.token_to_piece(ids[k], true)), c["pieces_hex"][k].get<std::string>())
+          << "piece " << k;
+    // llama_detokenize applies clean_spaces; with it on we reproduce its bytes exactly.
+    EXPECT_EQ(hex(tok.decode(ids, {.render_special = true, .clean_spaces = true})),
+              c["detok_hex"].get<std::string>());
+    EXPECT_EQ(hex(tok.decode(ids, {.render_special = false, .clean_spaces = true})),
+              c["detok_no_special_hex"].get<std::string>());
+    // The default decoder is exact: only a literal ▁ (case 42) does not come back.
+    EXPECT_EQ(tok.decode(ids), replace_all(text, kSpace, " "));
+    EXPECT_EQ(stream_decode(tok, ids, true), sanitize_utf8(tok.decode(ids)));
+    EXPECT_EQ(stream_decode(tok, ids, false),
+              sanitize_utf8(tok.decode(ids, {.render_special = false})));
+  }
+}
+
+TEST(TokenizerGemma4Tiny, RandomBytesRoundTrip) {
+  G4_REQUIRE_FIXTURE("gemma4-tiny/text-f32.gguf");
+  const Tokenizer& tok = tiny_tokenizer();
+  // Bytes biased towards what the tokenizer treats specially: '<', '|', '>', newlines, spaces,
+  // UTF-8 lead and continuation bytes, and pieces of special tokens.
+  const std::vector<std::string> alphabet = {
+      "<",    "|",    ">",    "\n",   " ",       "a",       "e",      "\xE2", "\x96", "\x81",
+      "\xC3", "\xA9", "\xF0", "\xFF", "<|turn>", "<turn|>", "<|\"|>", "turn", "\t",   "\r"};
+  uint64_t state = 12345;
+  const auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  for (int round = 0; round < 500; ++round) {
+    std::string text;
+    for (uint32_t k = next() % 40; k > 0; --k) text += alphabet[next() % alphabet.size()];
+    for (bool parse_special : {true, false}) {
+      const Ids ids = tok.encode(text, false, parse_special);
+      ASSERT_EQ(tok.decode(ids), replace_all(text, kSpace, " ")) << hex(text);
+      ASSERT_EQ(stream_decode(tok, ids, true), sanitize_utf8(tok.decode(ids))) << hex(text);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// GGUF loader on small generated files
+
+void write_vocab_gguf(const std::filesystem::path& path, const TokenizerVocab& v,
+                      const std::function<void(GgufWriter&)>& change = {}) {
+  GgufWriter w;
+  w.set_string("general.architecture", "gemma4");
+  w.set_string("tokenizer.ggml.model", "gemma4");
+  w.set_string_array("tokenizer.ggml.tokens", v.tokens);
+  std::vector<int32_t> types;
+  for (TokenType t : v.types) types.push_back(static_cast<int32_t>(t));
+  w.set_i32_array("tokenizer.ggml.token_type", types);
+  w.set_f32_array("tokenizer.ggml.scores", std::vector<float>(v.tokens.size(), 0.0f));
+  w.set_string_array("tokenizer.ggml.merges", v.merges);
+  w.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(v.bos_id));
+  w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(v.eos_id));
+  w.set_u32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(v.unk_id));
+  w.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad_id));
+  w.set_bool("tokenizer.ggml.add_bos_token", false);
+  if (change) change(w);
+  w.write(path.string());
+}
+
+TEST(TokenizerGguf, SmallVocabularyRoundTrip) {
+  test::TempDir dir;
+  write_vocab_gguf(dir / "vocab.gguf", small_vocab());
+  const Tokenizer from_file = Tokenizer::from_gguf(GgufFile::open((dir / "vocab.gguf").string()));
+  const Tokenizer in_memory(small_vocab());
+  EXPECT_EQ(from_file.n_vocab(), in_memory.n_vocab());
+  EXPECT_EQ(from_file.n_merges(), in_memory.n_merges());
+  EXPECT_TRUE(from_file.add_bos());  // forced for gemma4 although the file says false
+  EXPECT_EQ(from_file.vocab().scores.size(), from_file.n_vocab());
+  const std::string text = "<|turn>abc  ab\n\n\xC3\xA9<|\"|><turn|>";
+  EXPECT_EQ(from_file.encode(text, true, true), in_memory.encode(text, true, true));
+  EXPECT_EQ(from_file.encode(text, false, false), in_memory.encode(text, false, false));
+}
+
+TEST(TokenizerGguf, Errors) {
+  test::TempDir dir;
+  int n = 0;
+  const auto load_with = [&](const std::function<void(GgufWriter&)>& change) {
+    const std::string path = (dir / ("v" + std::to_string(n++) + ".gguf")).string();
+    write_vocab_gguf(path, small_vocab(), change);
+    return [path] { Tokenizer::from_gguf(GgufFile::open(path)); };
+  };
+  expect_error(load_with([](GgufWriter& w) { w.set_string("tokenizer.ggml.model", "llama"); }),
+               "tokenizer.ggml.model is 'llama', expected 'gemma4'");
+  expect_error(load_with([](GgufWriter& w) { w.remove_key("tokenizer.ggml.model"); }),
+               "tokenizer.ggml.model");
+  expect_error(load_with([](GgufWriter& w) { w.remove_key("tokenizer.ggml.tokens"); }),
+               "tokenizer.ggml.tokens");
+  expect_error(load_with([](GgufWriter& w) { w.remove_key("tokenizer.ggml.token_type"); }),
+               "missing tokenizer.ggml.token_type");
+  expect_error(load_with([](GgufWriter& w) { w.set_i32_array("tokenizer.ggml.token_type", {1}); }),
+               "token_type has 1 entries");
+  expect_error(load_with([](GgufWriter& w) {
+                 std::vector<int32_t> types(286, 1);
+                 types[5] = 7;
+                 w.set_i32_array("tokenizer.ggml.token_type", types);
+               }),
+               "token_type[5] = 7");
+  expect_error(load_with([](GgufWriter& w) { w.remove_key("tokenizer.ggml.merges"); }),
+               "missing tokenizer.ggml.merges");
+  expect_error(
+      load_with([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.merges", {"a zz"}); }),
+      "names unknown token 'zz'");
+  expect_error(load_with([](GgufWriter& w) { w.set_u32("tokenizer.ggml.bos_token_id", 5000); }),
+               "BOS token id 5000 is out of range");
+  expect_error(load_with([](GgufWriter& w) { w.set_i32("tokenizer.ggml.eos_token_id", -3); }),
+               "tokenizer.ggml.eos_token_id = -3");
+  // Errors name the file.
+  expect_error(load_with([](GgufWriter& w) { w.set_string("tokenizer.ggml.model", "bert"); }),
+               ".gguf");
 }
 
 }  // namespace

@@ -130,7 +130,10 @@ class Tokenizer {
   TokenType token_type(TokenId id) const;           // throws when out of range
   bool is_control(TokenId id) const;                // false for ids out of range
   bool is_byte(TokenId id) const;
-  // End of generation: <eos>, <turn|> and <|tool_response> (spec §6 stop set), when present.
+  // End of generation: <eos>, <turn|> and <|tool_response> (spec §6 stop set; <end_of_turn> for
+  // Gemma 3 vocabularies), when present. Like llama.cpp, these are made CONTROL when the file
+  // says otherwise (the converter writes <|tool_response> as USER_DEFINED): token_type() and
+  // vocab().types report CONTROL for them.
   bool is_end_of_generation(TokenId id) const;
   const std::vector<TokenId>& end_of_generation_ids() const { return eog_ids_; }
 
