@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <sstream>
 
 #include "core/error.h"
 #include "text/output_parser.h"
@@ -47,11 +48,11 @@ std::vector<Merged> parse_in_chunks(std::string_view text, const std::vector<siz
 }
 
 std::string describe(const std::vector<Merged>& events) {
-  std::string s;
+  std::ostringstream s;
   for (const Merged& e : events) {
-    s += "[" + std::to_string(static_cast<int>(e.kind)) + " " + e.text + e.name + e.arguments + "]";
+    s << "[" << static_cast<int>(e.kind) << " " << e.text << e.name << e.arguments << "]";
   }
-  return s;
+  return s.str();
 }
 
 // Splitting at every byte boundary (two chunks) and feeding byte by byte give the same events.

@@ -40,7 +40,13 @@ std::string Renderer::render(const nlohmann::ordered_json& variables) {
   }
   auto globals = std::make_shared<Scope>(nullptr);
   if (variables.is_object()) {
-    for (const auto& [key, value] : variables.items()) globals->set(key, from_json(value));
+    for (const auto& [key, value] : variables.items()) {
+      try {
+        globals->set(key, from_json(value));
+      } catch (const Error& error) {
+        fail(program_.name, ": template variable '", key, "': ", error.what());
+      }
+    }
   }
   auto root = std::make_shared<Scope>(globals);
   std::string out;
@@ -562,29 +568,6 @@ Value Renderer::eval(const Expr& expr, const ScopePtr& scope) {
     }
   }
   fail("internal error: unknown expression kind");
-}
-
-// --- public API ---
-
-Template Template::parse(std::string_view source, std::string name) {
-  auto program = std::make_shared<TemplateProgram>();
-  program->name = std::move(name);
-  program->body = parse_template(source, program->name);
-  Template result;
-  result.program_ = std::move(program);
-  return result;
-}
-
-std::string Template::render(const nlohmann::ordered_json& variables,
-                             const RenderOptions& options) const {
-  if (!program_) fail("rendering a template that was never parsed");
-  Renderer renderer(*program_, options);
-  return renderer.render(variables);
-}
-
-const std::string& Template::name() const {
-  static const std::string unnamed = "template";
-  return program_ ? program_->name : unnamed;
 }
 
 }  // namespace g4::jinja
