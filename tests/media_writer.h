@@ -73,6 +73,8 @@ inline FramePtr rgb_to_frame(const RgbImage& image, AVPixelFormat format) {
 inline CodecContextPtr open_encoder(const char* name,
                                     const std::function<void(AVCodecContext*)>& setup,
                                     const EncoderOptions& options) {
+  // Encoders chat at info level until the decoder side installs its log callback (media.h).
+  av_log_set_level(AV_LOG_ERROR);
   const AVCodec* codec = avcodec_find_encoder_by_name(name);
   if (!codec) throw std::runtime_error(std::string("no encoder ") + name);
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
