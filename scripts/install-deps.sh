@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config   # toolchain
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and micro-benchmarks
   libcli11-dev nlohmann-json3-dev                 # command line, JSON
+  libavformat-dev libavcodec-dev libavutil-dev    # media decoding (FFmpeg)
+  libswscale-dev libswresample-dev
 )
 
 missing=()
