@@ -48,7 +48,7 @@ class FixtureLogitsTest : public testing::TestWithParam<FixtureCase> {
 // Logits of every prompt position in one batched prefill.
 std::vector<float> all_logits(const Gemma4Model& model, const std::vector<int32_t>& ids, ThreadPool& pool) {
   KvCache cache(model.hp, int64_t(ids.size()) + 32);
-  ForwardPass forward(model, pool);
+  ForwardPass forward(model, pool, MatmulMode::kPrecise);
   SequenceInput in;
   in.cache = &cache;
   in.tokens = ids;
@@ -61,7 +61,7 @@ std::vector<float> all_logits(const Gemma4Model& model, const std::vector<int32_
 // Greedy decoding one token per step (argmax ties to the lowest id, as the references do).
 std::vector<int32_t> greedy(const Gemma4Model& model, const std::vector<int32_t>& ids, int n, ThreadPool& pool) {
   KvCache cache(model.hp, int64_t(ids.size()) + n + 1);
-  ForwardPass forward(model, pool);
+  ForwardPass forward(model, pool, MatmulMode::kPrecise);
   SequenceInput in;
   in.cache = &cache;
   in.tokens = ids;
@@ -157,7 +157,7 @@ TEST(FixtureIntermediatesTest, LayerOutputsTrackLlamaCpp) {
   const auto model = Gemma4Model::load((dir / "text-f32.gguf").string());
   ThreadPool pool(2);
   KvCache cache(model->hp, 64);
-  ForwardPass forward(*model, pool);
+  ForwardPass forward(*model, pool, MatmulMode::kPrecise);
   int checked = 0;
   forward.set_trace([&](const char* name, int layer, const float* data, int64_t n_tokens, int64_t row_len) {
     const std::string file = layer >= 0 ? cat("s40.", name, "-", layer, ".f32") : cat("s40.", name, ".f32");

@@ -167,7 +167,7 @@ struct NaiveModel {
 std::vector<float> engine_logits(const Gemma4Model& m, const std::vector<int32_t>& ids, size_t chunk,
                                  ThreadPool& pool, const std::vector<int>& block = {}) {
   KvCache cache(m.hp, int64_t(ids.size()));
-  ForwardPass forward(m, pool);
+  ForwardPass forward(m, pool, MatmulMode::kPrecise);
   std::vector<float> all, logits;
   if (chunk == 0) chunk = ids.size();
   for (size_t start = 0; start < ids.size(); start += chunk) {
@@ -283,7 +283,7 @@ TEST(ForwardBlockMaskTest, ImageBlockIsBidirectionalOnSlidingLayersOnly) {
   const auto ref = NaiveModel(model->file).logits(ids, block);
   // The block must be in one pass: chunk so that it is (prefix 4, then the rest).
   KvCache cache(model->hp, 16);
-  ForwardPass forward(*model, pool);
+  ForwardPass forward(*model, pool, MatmulMode::kPrecise);
   std::vector<float> got, logits;
   for (auto [b, e] : {std::pair<size_t, size_t>{0, 4}, {4, 16}}) {
     SequenceInput in;
@@ -313,7 +313,7 @@ TEST(ForwardErrorsTest, BadInputsAreRejectedBeforeAnythingChanges) {
   write_random_gemma4(RandomModelSpec{}, path, pool);
   const auto model = Gemma4Model::load(path);
   KvCache cache(model->hp, 8);
-  ForwardPass forward(*model, pool);
+  ForwardPass forward(*model, pool, MatmulMode::kPrecise);
   std::vector<float> logits;
   SequenceInput in;
   in.cache = &cache;

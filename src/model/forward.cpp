@@ -19,7 +19,8 @@
 
 namespace g4 {
 
-ForwardPass::ForwardPass(const Gemma4Model& model, ThreadPool& pool) : model_(model), pool_(pool) {}
+ForwardPass::ForwardPass(const Gemma4Model& model, ThreadPool& pool, MatmulMode mode)
+    : model_(model), pool_(pool), matmul_mode_(mode) {}
 
 void ForwardPass::validate(std::span<SequenceInput> inputs) const {
   const Gemma4HParams& hp = model_.hp;
@@ -139,10 +140,10 @@ void ForwardPass::attention_layer(int l, std::span<SequenceInput> inputs) {
   for_each_row([&](int64_t r) { rms_norm(&x_[size_t(r * d)], w.attn_norm.data(), &xn_[size_t(r * d)], d, hp.rms_eps); });
   trace("attn_norm", l, xn_, d);
 
-  matmul(w.wq, xn_.data(), d, T, q_.data(), q_row, pool_);
-  matmul(w.wk, xn_.data(), d, T, k_.data(), kv_row, pool_);
+  matmul(w.wq, xn_.data(), d, T, q_.data(), q_row, pool_, matmul_mode_);
+  matmul(w.wk, xn_.data(), d, T, k_.data(), kv_row, pool_, matmul_mode_);
   if (w.wv.present()) {
-    matmul(w.wv, xn_.data(), d, T, v_.data(), kv_row, pool_);
+    matmul(w.wv, xn_.data(), d, T, v_.data(), kv_row, pool_, matmul_mode_);
   } else {
     std::copy_n(k_.data(), size_t(T * kv_row), v_.data());  // k_eq_v: V is the raw K projection
   }
@@ -177,7 +178,7 @@ void ForwardPass::attention_layer(int l, std::span<SequenceInput> inputs) {
   }
   if (trace_) trace_("kqv_out", l, attn_.data(), T, q_row);
 
-  matmul(w.wo, attn_.data(), q_row, T, proj_.data(), d, pool_);
+  matmul(w.wo, attn_.data(), q_row, T, proj_.data(), d, pool_, matmul_mode_);
   for_each_row([&](int64_t r) {
     float* o = &proj_[size_t(r * d)];
     rms_norm(o, w.post_attn_norm.data(), o, d, hp.rms_eps);
@@ -251,10 +252,10 @@ void ForwardPass::ffn_layer(int l) {
   const int64_t d = hp.n_embd, T = n_tokens_, ff = hp.layer(l).n_ff;
 
   for_each_row([&](int64_t r) { rms_norm(&x_[size_t(r * d)], w.ffn_norm.data(), &xn_[size_t(r * d)], d, hp.rms_eps); });
-  matmul(w.w_gate, xn_.data(), d, T, gate_.data(), ff, pool_);
-  matmul(w.w_up, xn_.data(), d, T, up_.data(), ff, pool_);
+  matmul(w.w_gate, xn_.data(), d, T, gate_.data(), ff, pool_, matmul_mode_);
+  matmul(w.w_up, xn_.data(), d, T, up_.data(), ff, pool_, matmul_mode_);
   for_each_row([&](int64_t r) { geglu_inplace(&gate_[size_t(r * ff)], &up_[size_t(r * ff)], ff); });
-  matmul(w.w_down, gate_.data(), ff, T, proj_.data(), d, pool_);
+  matmul(w.w_down, gate_.data(), ff, T, proj_.data(), d, pool_, matmul_mode_);
   trace("ffn_out", l, proj_, d);
   for_each_row([&](int64_t r) {
     float* f = &proj_[size_t(r * d)];
@@ -282,7 +283,7 @@ void ForwardPass::compute_logits(std::span<SequenceInput> inputs, std::vector<fl
     rms_norm(&x_[size_t(rows[size_t(o)] * d)], model_.weights.output_norm.data(), &normed[size_t(o * d)], d,
              hp.rms_eps);
   if (trace_) trace_("result_norm", -1, normed.data(), n_out, d);
-  matmul(model_.weights.token_embd, normed.data(), d, n_out, logits.data(), hp.n_vocab, pool_);
+  matmul(model_.weights.token_embd, normed.data(), d, n_out, logits.data(), hp.n_vocab, pool_, matmul_mode_);
   if (hp.final_logit_softcap > 0.0f)
     softcap_inplace(logits.data(), n_out * hp.n_vocab, hp.final_logit_softcap);
 }

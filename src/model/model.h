@@ -17,6 +17,7 @@
 #include "model/hparams.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
+#include "ops/matmul.h"
 
 namespace g4 {
 
@@ -55,7 +56,9 @@ using ForwardTrace = std::function<void(const char* name, int layer, const float
 
 class ForwardPass {
  public:
-  ForwardPass(const Gemma4Model& model, ThreadPool& pool);
+  // kFast lets the matmuls quantize activations; kPrecise keeps float32 throughout (what the
+  // exact references compute).
+  ForwardPass(const Gemma4Model& model, ThreadPool& pool, MatmulMode mode = MatmulMode::kFast);
 
   // Runs every input through the model together; caches advance by their token counts.
   // logits receives [n_outputs][n_vocab]: the output_rows of each input, in input order.
@@ -78,6 +81,7 @@ class ForwardPass {
   const Gemma4Model& model_;
   ThreadPool& pool_;
   ForwardTrace trace_;
+  MatmulMode matmul_mode_;
 
   // Scratch, [n_tokens][...] for the tokens of the current pass.
   int64_t n_tokens_ = 0;

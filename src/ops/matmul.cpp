@@ -14,7 +14,8 @@ void weight_row_f32(const WeightMatrix& w, int64_t row, float* out) {
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
-            int64_t y_stride, ThreadPool& pool) {
+            int64_t y_stride, ThreadPool& pool, MatmulMode mode) {
+  (void)mode;  // only the precise path exists so far
   // Rows in tiles of 16 so a tile's decoded weights (16 x cols floats) stay in cache while every
   // token's activations stream past them once.
   constexpr int64_t kRowTile = 16;
