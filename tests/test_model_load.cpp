@@ -118,7 +118,20 @@ TEST_F(ModelLoadTest, VocabularyAndSuppressTokensMustMatchTheEmbedding) {
   expect_load_error(variant([](GgufWriter& w) { w.set_i32_array("tokenizer.ggml.suppress_tokens", {5, 100000}); }),
                     {"suppress_tokens", "100000"});
   expect_load_error(variant([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.tokens", {"a", "b"}); }),
-                    {"tokenizer.ggml.tokens", "2 entries"});
+                    {"tokenizer.ggml.token_type", "512 entries for 2 tokens"});
+  // A consistent vocabulary one token larger than the embedding matrix.
+  const std::string path = variant([this](GgufWriter& w) {
+    const GgufFile f = GgufFile::open(base_);
+    std::vector<std::string> tokens = f.get_string_array("tokenizer.ggml.tokens");
+    tokens.push_back("<extra>");
+    std::vector<int32_t> types;
+    for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) types.push_back(int32_t(t));
+    types.push_back(5);
+    w.set_string_array("tokenizer.ggml.tokens", tokens);
+    w.set_i32_array("tokenizer.ggml.token_type", types);
+    w.set_f32_array("tokenizer.ggml.scores", std::vector<float>(tokens.size(), 0.0f));
+  });
+  expect_load_error(path, {"tokenizer.ggml.tokens has 513 entries", "512 rows"});
 }
 
 }  // namespace

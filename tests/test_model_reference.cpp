@@ -210,7 +210,7 @@ TEST_P(RandomModelTest, MatchesNaiveFloat64Reference) {
   const auto model = Gemma4Model::load(path);
   const std::vector<int32_t> ids = random_ids(c.n_tokens, c.spec.n_vocab, c.spec.seed);
   const std::vector<int> no_blocks(ids.size(), -1);
-  const auto ref = NaiveModel(model->file).logits(ids, no_blocks);
+  const auto ref = NaiveModel(*model->gguf).logits(ids, no_blocks);
   const std::vector<float> got = engine_logits(*model, ids, 0, pool);
   const size_t V = size_t(model->n_vocab());
   double max_diff = 0;
@@ -280,7 +280,7 @@ TEST(ForwardBlockMaskTest, ImageBlockIsBidirectionalOnSlidingLayersOnly) {
   const std::vector<int32_t> ids = random_ids(16, spec.n_vocab, 5);
   std::vector<int> block(ids.size(), -1);
   for (size_t i = 4; i < 11; ++i) block[i] = 0;  // a 7-token "image" longer than the window
-  const auto ref = NaiveModel(model->file).logits(ids, block);
+  const auto ref = NaiveModel(*model->gguf).logits(ids, block);
   // The block must be in one pass: chunk so that it is (prefix 4, then the rest).
   KvCache cache(model->hp, 16);
   ForwardPass forward(*model, pool, MatmulMode::kPrecise);
@@ -296,7 +296,7 @@ TEST(ForwardBlockMaskTest, ImageBlockIsBidirectionalOnSlidingLayersOnly) {
   }
   const size_t V = size_t(model->n_vocab());
   double max_diff = 0, max_vs_causal = 0;
-  const auto causal = NaiveModel(model->file).logits(ids, std::vector<int>(ids.size(), -1));
+  const auto causal = NaiveModel(*model->gguf).logits(ids, std::vector<int>(ids.size(), -1));
   for (size_t t = 0; t < ids.size(); ++t)
     for (size_t v = 0; v < V; ++v) {
       max_diff = std::max(max_diff, std::abs(got[t * V + v] - ref[t][v]));

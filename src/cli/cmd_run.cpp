@@ -48,7 +48,7 @@ void register_run(CLI::App& app) {
     const auto model = Gemma4Model::load(opt->model);
     const std::vector<int32_t> prompt = parse_int_list(opt->ids, "token id");
 
-    SamplingParams params = default_sampling_params(model->file);
+    SamplingParams params = model->sampling_defaults;
     if (opt->temperature) params.temperature = *opt->temperature;
     if (opt->top_k) params.top_k = *opt->top_k;
     if (opt->top_p) params.top_p = *opt->top_p;

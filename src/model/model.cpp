@@ -5,52 +5,54 @@
 #include "core/error.h"
 
 namespace g4 {
-namespace {
-
-// Token ids that end generation (spec §6): the declared eos/eot ids plus the Gemma 4 turn and
-// tool-response markers, looked up by text in the vocabulary rather than hard-coded.
-std::vector<int32_t> read_end_of_generation(const GgufFile& f, int n_vocab) {
-  std::vector<int32_t> ids;
-  auto add = [&](int64_t id) {
-    if (id >= 0 && id < n_vocab && std::find(ids.begin(), ids.end(), id) == ids.end())
-      ids.push_back(int32_t(id));
-  };
-  if (auto id = f.get_int_opt("tokenizer.ggml.eos_token_id")) add(*id);
-  if (auto id = f.get_int_opt("tokenizer.ggml.eot_token_id")) add(*id);
-  if (f.has("tokenizer.ggml.tokens")) {
-    const std::vector<std::string> tokens = f.get_string_array("tokenizer.ggml.tokens");
-    for (const char* marker : {"<eos>", "<turn|>", "<|tool_response>"}) {
-      const auto it = std::find(tokens.begin(), tokens.end(), marker);
-      if (it != tokens.end()) add(it - tokens.begin());
-    }
-  }
-  return ids;
-}
-
-}  // namespace
 
 std::unique_ptr<Gemma4Model> Gemma4Model::load(const std::string& path) {
-  auto model = std::make_unique<Gemma4Model>(Gemma4Model{GgufFile::open(path), {}, {}, {}, {}});
-  const GgufFile& f = model->file;
+  auto model = std::make_unique<Gemma4Model>();
+  model->path = path;
+  model->gguf = std::make_unique<GgufFile>(GgufFile::open(path));
+  const GgufFile& f = *model->gguf;
   model->hp = read_gemma4_hparams(f);
   model->weights = bind_gemma4_weights(f, model->hp);
   model->hp.n_vocab = int(model->weights.token_embd.rows);
+  const int n_vocab = model->hp.n_vocab;
   if (f.has("tokenizer.ggml.tokens")) {
-    const GgufKv* kv = f.find("tokenizer.ggml.tokens");
-    if (kv->type != GgufValueType::ARRAY || kv->array_count != uint64_t(model->hp.n_vocab))
-      fail(f.path(), ": tokenizer.ggml.tokens has ", kv->array_count, " entries but token_embd has ",
-           model->hp.n_vocab, " rows");
+    model->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(f));
+    if (model->tokenizer->n_vocab() != size_t(n_vocab))
+      fail(f.path(), ": tokenizer.ggml.tokens has ", model->tokenizer->n_vocab(),
+           " entries but token_embd has ", n_vocab, " rows");
   }
+  model->chat_template = f.get_string_opt("tokenizer.chat_template");
+  model->sampling_defaults = default_sampling_params(f);
   if (f.has("tokenizer.ggml.suppress_tokens")) {
     for (int64_t id : f.get_int_array("tokenizer.ggml.suppress_tokens")) {
-      if (id < 0 || id >= model->hp.n_vocab)
-        fail(f.path(), ": tokenizer.ggml.suppress_tokens names token ", id, ", outside the vocabulary of ",
-             model->hp.n_vocab);
+      if (id < 0 || id >= n_vocab)
+        fail(f.path(), ": tokenizer.ggml.suppress_tokens names token ", id,
+             ", outside the vocabulary of ", n_vocab);
       model->suppressed_tokens.push_back(int32_t(id));
     }
   }
-  model->end_of_generation = read_end_of_generation(f, model->hp.n_vocab);
+  // End of generation (spec §6): the tokenizer's stop set (<eos>, <turn|>, <|tool_response>,
+  // found by text) plus whatever eos/eot ids the file declares.
+  auto add_eog = [&](int64_t id) {
+    auto& eog = model->end_of_generation;
+    if (id >= 0 && id < n_vocab && std::find(eog.begin(), eog.end(), id) == eog.end())
+      eog.push_back(int32_t(id));
+  };
+  if (model->tokenizer)
+    for (TokenId id : model->tokenizer->end_of_generation_ids()) add_eog(id);
+  if (auto id = f.get_int_opt("tokenizer.ggml.eos_token_id")) add_eog(*id);
+  if (auto id = f.get_int_opt("tokenizer.ggml.eot_token_id")) add_eog(*id);
   return model;
+}
+
+const Tokenizer& Gemma4Model::require_tokenizer() const {
+  if (!tokenizer)
+    fail(path, ": the model file has no tokenizer (tokenizer.ggml.* keys); give token ids with --ids");
+  return *tokenizer;
+}
+
+bool Gemma4Model::is_end_of_generation(int32_t token) const {
+  return std::find(end_of_generation.begin(), end_of_generation.end(), token) != end_of_generation.end();
 }
 
 }  // namespace g4

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,20 +19,29 @@
 #include "model/kv_cache.h"
 #include "model/weights.h"
 #include "ops/matmul.h"
+#include "runtime/sampler.h"
+#include "text/tokenizer.h"
 
 namespace g4 {
 
 class ThreadPool;
 
 struct Gemma4Model {
-  GgufFile file;  // owns the mapping the weights point into
+  std::string path;
+  std::unique_ptr<GgufFile> gguf;  // owns the mapping the weights point into
   Gemma4HParams hp;
   Gemma4Weights weights;
-  std::vector<int32_t> suppressed_tokens;  // tokenizer.ggml.suppress_tokens: never sampled
-  std::vector<int32_t> end_of_generation;  // <eos>, <turn|>, <|tool_response>, ... (spec §6)
+  std::unique_ptr<Tokenizer> tokenizer;     // null when the file carries no vocabulary
+  std::optional<std::string> chat_template; // tokenizer.chat_template, when present
+  SamplingParams sampling_defaults;         // general.sampling.*, else Gemma 4's published ones
+  std::vector<int32_t> suppressed_tokens;   // tokenizer.ggml.suppress_tokens: never sampled
+  std::vector<int32_t> end_of_generation;   // <eos>, <turn|>, <|tool_response>, ... (spec §6)
 
   static std::unique_ptr<Gemma4Model> load(const std::string& path);
   int n_vocab() const { return hp.n_vocab; }
+  // The tokenizer, or a g4::Error telling the user the file has none.
+  const Tokenizer& require_tokenizer() const;
+  bool is_end_of_generation(int32_t token) const;
 };
 
 // Marks a position whose input row is a soft embedding (image/audio) rather than a token id.

@@ -47,11 +47,10 @@ GenerationResult generate(const Gemma4Model& model, ForwardPass& forward, KvCach
   result.stats.prefill_seconds = seconds_since(start);
 
   start = std::chrono::steady_clock::now();
-  const auto& eog = model.end_of_generation;
   result.finish = FinishReason::kLength;
   while (int64_t(result.tokens.size()) < max_tokens) {
     const int32_t token = sampler.sample(logits, history);
-    if (std::find(eog.begin(), eog.end(), token) != eog.end()) {
+    if (model.is_end_of_generation(token)) {
       result.finish = FinishReason::kStop;
       break;
     }
