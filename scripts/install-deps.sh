@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config   # toolchain
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and micro-benchmarks
   libcli11-dev nlohmann-json3-dev                 # command line, JSON
+  libedit-dev                                     # line editing and history in `gemma4 chat`
   libavformat-dev libavcodec-dev libavutil-dev    # media decoding (FFmpeg)
   libswscale-dev libswresample-dev
 )

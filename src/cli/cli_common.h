@@ -4,8 +4,12 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "model/hparams.h"
+#include "runtime/sampler.h"
 
 namespace g4::cli {
 
@@ -15,10 +19,31 @@ std::vector<int32_t> parse_int_list(const std::string& text, const char* what);
 // Adds -t/--threads (default: every hardware thread).
 void add_threads_option(CLI::App& cmd, int& threads);
 
+// The sampling flags shared by every generating command (--temp, --top-k, ... --seed). Unset
+// flags keep the model's defaults (general.sampling.*, else Gemma 4's published ones).
+struct SamplingFlags {
+  std::optional<float> temperature, top_p, min_p;
+  std::optional<int> top_k;
+  std::optional<uint64_t> seed;
+  float repeat_penalty = 1.0f, presence_penalty = 0.0f, frequency_penalty = 0.0f;
+
+  void add_to(CLI::App& cmd);
+  SamplingParams resolve(const SamplingParams& model_defaults) const;  // seed: random when unset
+};
+
+// -c/--ctx-size default: the model's trained context, at most 4096.
+int64_t default_context(const Gemma4HParams& hp, int64_t requested);
+
+// Whether stdout is a terminal (for colours and dimmed thinking).
+bool stdout_is_terminal();
+
 // Each subcommand registers itself here (one file per subcommand).
 void register_info(CLI::App& app);
 void register_run(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_init_random(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_chat_template(CLI::App& app);
+void register_chat(CLI::App& app);
 
 }  // namespace g4::cli

@@ -1,8 +1,7 @@
-// gemma4 run: generate from a prompt.
+// gemma4 run: generate from a prompt (through the chat template by default) or from token ids.
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -10,74 +9,160 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
+#include "runtime/chat.h"
 #include "runtime/generate.h"
 
 namespace g4::cli {
+namespace {
+
+constexpr const char* kDim = "\x1b[2m";
+constexpr const char* kReset = "\x1b[0m";
+
+// Shows output events as they stream: the answer on stdout; the thought dimmed on a terminal,
+// on stderr otherwise (so piped stdout holds only the answer), or not at all.
+class EventPrinter {
+ public:
+  EventPrinter(bool hide_thinking, bool terminal) : hide_thinking_(hide_thinking), terminal_(terminal) {}
+  ~EventPrinter() { end_reasoning(); }
+
+  void print(const OutputEvent& e) {
+    switch (e.kind) {
+      case OutputEventKind::Reasoning:
+        if (hide_thinking_) return;
+        if (terminal_) {
+          if (!in_reasoning_) std::fputs(kDim, stdout);
+          in_reasoning_ = true;
+          std::fputs(e.text.c_str(), stdout);
+        } else {
+          std::fputs(e.text.c_str(), stderr);
+        }
+        break;
+      case OutputEventKind::Content:
+      case OutputEventKind::InvalidToolCall:
+        end_reasoning();
+        std::fputs(e.text.c_str(), stdout);
+        break;
+      case OutputEventKind::ToolCall:
+        end_reasoning();
+        std::printf("[tool call] %s(%s)\n", e.tool_call.name.c_str(), e.tool_call.arguments.dump().c_str());
+        break;
+    }
+    std::fflush(stdout);
+  }
+
+ private:
+  void end_reasoning() {
+    if (in_reasoning_) std::fputs(kReset, stdout);
+    in_reasoning_ = false;
+  }
+  bool hide_thinking_, terminal_, in_reasoning_ = false;
+};
+
+nlohmann::ordered_json tool_calls_json(const std::vector<ToolCall>& calls) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const ToolCall& c : calls) out.push_back({{"name", c.name}, {"arguments", c.arguments}});
+  return out;
+}
+
+}  // namespace
 
 void register_run(CLI::App& app) {
   struct Options {
-    std::string model, ids;
-    int64_t n_predict = 128;
+    std::string model, ids, prompt, system;
+    int64_t n_predict = 512;
     int64_t n_ctx = 0;
-    bool json = false;
+    bool json = false, raw = false, think = false, hide_thinking = false, precise = false;
     int threads = 0;
-    std::optional<float> temperature, top_p, min_p;
-    std::optional<int> top_k;
-    std::optional<uint64_t> seed;
-    float repeat_penalty = 1.0f, presence_penalty = 0.0f, frequency_penalty = 0.0f;
+    SamplingFlags sampling;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "generate from a prompt");
   cmd->add_option("-m,--model", opt->model, "GGUF model file")->required();
-  cmd->add_option("--ids", opt->ids, "prompt as comma-separated token ids, e.g. 2,105,...")->required();
-  cmd->add_option("-n,--n-predict", opt->n_predict, "most tokens to generate (default 128)")
+  auto* prompt = cmd->add_option("-p,--prompt", opt->prompt, "the user's message (rendered with the model's chat template)");
+  auto* ids = cmd->add_option("--ids", opt->ids, "prompt as comma-separated token ids, e.g. 2,105,...");
+  prompt->excludes(ids);
+  cmd->add_flag("--raw", opt->raw, "send the -p text as is, without the chat template");
+  cmd->add_option("--system", opt->system, "system prompt");
+  cmd->add_flag("--think", opt->think, "let the model think before answering");
+  cmd->add_flag("--hide-thinking", opt->hide_thinking, "do not show the model's thinking");
+  cmd->add_option("-n,--n-predict", opt->n_predict, "most tokens to generate (default 512)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-c,--ctx-size", opt->n_ctx, "context size (default: the model's, at most 4096)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--temp", opt->temperature, "temperature; 0 = greedy (default: the file's, else 1.0)");
-  cmd->add_option("--top-k", opt->top_k, "top-k; 0 = off (default: the file's, else 64)");
-  cmd->add_option("--top-p", opt->top_p, "top-p; 1 = off (default: the file's, else 0.95)");
-  cmd->add_option("--min-p", opt->min_p, "min-p; 0 = off (default 0)");
-  cmd->add_option("--repeat-penalty", opt->repeat_penalty, "repetition penalty; 1 = off");
-  cmd->add_option("--presence-penalty", opt->presence_penalty, "presence penalty; 0 = off");
-  cmd->add_option("--frequency-penalty", opt->frequency_penalty, "frequency penalty; 0 = off");
-  cmd->add_option("--seed", opt->seed, "random seed (default: random)");
-  cmd->add_flag("--json", opt->json, "print {\"ids\":[...],\"text\":\"...\"} instead of streaming");
+  opt->sampling.add_to(*cmd);
+  cmd->add_flag("--json", opt->json, "print one JSON object instead of streaming");
+  cmd->add_flag("--precise", opt->precise, "float32 activations in every matmul (slower, reference accuracy)");
   add_threads_option(*cmd, opt->threads);
   cmd->callback([opt] {
+    if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids");
     const auto model = Gemma4Model::load(opt->model);
-    const std::vector<int32_t> prompt = parse_int_list(opt->ids, "token id");
 
-    SamplingParams params = model->sampling_defaults;
-    if (opt->temperature) params.temperature = *opt->temperature;
-    if (opt->top_k) params.top_k = *opt->top_k;
-    if (opt->top_p) params.top_p = *opt->top_p;
-    if (opt->min_p) params.min_p = *opt->min_p;
-    params.repeat_penalty = opt->repeat_penalty;
-    params.presence_penalty = opt->presence_penalty;
-    params.frequency_penalty = opt->frequency_penalty;
-    params.seed = opt->seed ? *opt->seed : std::random_device{}();
+    std::vector<int32_t> prompt;
+    bool chat = false;
+    if (!opt->ids.empty()) {
+      prompt = parse_int_list(opt->ids, "token id");
+    } else if (opt->raw) {
+      prompt = tokenize_prompt(model->require_tokenizer(), opt->prompt, /*add_bos=*/true);
+    } else {
+      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+      if (!opt->system.empty()) messages.push_back({{"role", "system"}, {"content", opt->system}});
+      messages.push_back({{"role", "user"}, {"content", opt->prompt}});
+      const std::string text = render_chat_prompt(*model, {{"messages", messages}, {"enable_thinking", opt->think}});
+      prompt = tokenize_prompt(model->require_tokenizer(), text, /*add_bos=*/true);
+      chat = true;
+    }
+
+    const SamplingParams params = opt->sampling.resolve(model->sampling_defaults);
     Sampler sampler(params, model->suppressed_tokens);
-
-    int64_t n_ctx = opt->n_ctx;
-    if (n_ctx == 0) n_ctx = model->hp.n_ctx_train > 0 ? std::min<int64_t>(model->hp.n_ctx_train, 4096) : 4096;
     ThreadPool pool(opt->threads);
-    KvCache cache(model->hp, n_ctx);
-    ForwardPass forward(*model, pool);
+    KvCache cache(model->hp, default_context(model->hp, opt->n_ctx));
+    ForwardPass forward(*model, pool, opt->precise ? MatmulMode::kPrecise : MatmulMode::kFast);
 
-    auto stream = [&](int32_t token) {
-      if (!opt->json) {
+    // Raw ids are decoded as they are; chat replies are split into thought / answer / tool calls.
+    std::unique_ptr<OutputStream> stream;
+    if (model->tokenizer) stream = std::make_unique<OutputStream>(*model->tokenizer);
+    EventPrinter printer(opt->hide_thinking, stdout_is_terminal());
+    size_t shown = 0;  // raw mode: bytes of decoded text already printed
+    auto on_token = [&](int32_t token) {
+      if (opt->json) {
+        if (stream) stream->push(token);
+      } else if (!stream) {
         std::printf("%d ", token);
+        std::fflush(stdout);
+      } else if (chat) {
+        for (const OutputEvent& e : stream->push(token)) printer.print(e);
+      } else {
+        stream->push(token);
+        // Raw mode: everything as decoded, markers included.
+        std::fputs(stream->text().c_str() + shown, stdout);
+        shown = stream->text().size();
         std::fflush(stdout);
       }
       return true;
     };
-    const GenerationResult result = generate(*model, forward, cache, prompt, sampler, opt->n_predict, stream);
+    const GenerationResult result = generate(*model, forward, cache, prompt, sampler, opt->n_predict, on_token);
+    if (stream) {
+      const auto tail = stream->finish();
+      if (!opt->json) {
+        if (chat) {
+          for (const OutputEvent& e : tail) printer.print(e);
+        } else {
+          std::fputs(stream->text().c_str() + shown, stdout);
+        }
+      }
+    }
+
     if (opt->json) {
-      nlohmann::json out;
+      nlohmann::ordered_json out;
       out["ids"] = result.tokens;
-      out["text"] = "";
+      out["text"] = stream ? stream->text() : "";
+      if (stream && chat) {
+        out["content"] = stream->parsed().content;
+        out["reasoning"] = stream->parsed().reasoning;
+        out["tool_calls"] = tool_calls_json(stream->parsed().tool_calls);
+      }
       out["finish_reason"] = finish_reason_name(result.finish);
+      out["prompt_tokens"] = prompt.size();
       out["seed"] = params.seed;
       std::cout << out.dump() << "\n";
     } else {

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   g4::cli::register_run(app);
   g4::cli::register_logits(app);
   g4::cli::register_init_random(app);
+  g4::cli::register_tokenize(app);
+  g4::cli::register_chat_template(app);
+  g4::cli::register_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -51,6 +51,13 @@ const Tokenizer& Gemma4Model::require_tokenizer() const {
   return *tokenizer;
 }
 
+const ChatTemplate& Gemma4Model::chat() const {
+  // Not std::call_once: a template that fails to parse must fail every call, not hang the next.
+  std::lock_guard<std::mutex> lock(chat_mutex_);
+  if (!chat_) chat_ = std::make_unique<ChatTemplate>(ChatTemplate::from_model(chat_template));
+  return *chat_;
+}
+
 bool Gemma4Model::is_end_of_generation(int32_t token) const {
   return std::find(end_of_generation.begin(), end_of_generation.end(), token) != end_of_generation.end();
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +21,7 @@
 #include "model/weights.h"
 #include "ops/matmul.h"
 #include "runtime/sampler.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace g4 {
@@ -41,7 +43,14 @@ struct Gemma4Model {
   int n_vocab() const { return hp.n_vocab; }
   // The tokenizer, or a g4::Error telling the user the file has none.
   const Tokenizer& require_tokenizer() const;
+  // The chat template: the file's, else the built-in Gemma 4 one; parsed on first use (a broken
+  // template only fails the commands that need it).
+  const ChatTemplate& chat() const;
   bool is_end_of_generation(int32_t token) const;
+
+ private:
+  mutable std::mutex chat_mutex_;
+  mutable std::unique_ptr<ChatTemplate> chat_;
 };
 
 // Marks a position whose input row is a soft embedding (image/audio) rather than a token id.
