@@ -14,6 +14,10 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // y may alias x.
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
+// y = (x - mean) / sqrt(var + eps) * w + b   (affine LayerNorm; the vision embedder's, spec §3.3).
+// y may alias x.
+void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
+
 // gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), exact (no lookup table).
 float gelu_tanh(float x);
 
