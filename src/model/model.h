@@ -86,6 +86,7 @@ class ForwardPass {
   void run(std::span<SequenceInput> inputs, std::vector<float>& logits);
 
   void set_trace(ForwardTrace trace) { trace_ = std::move(trace); }
+  int64_t n_embd() const { return model_.hp.n_embd; }
 
  private:
   void validate(std::span<SequenceInput> inputs) const;

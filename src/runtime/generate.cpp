@@ -25,28 +25,77 @@ const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
+std::vector<float> evaluate_prompt(ForwardPass& forward, KvCache& cache, const Prompt& prompt,
+                                   std::span<const int64_t> output_positions, const PrefillOptions& options) {
+  const int64_t n = int64_t(prompt.size());
+  if (n == 0) fail("the prompt is empty");
+  if (cache.n_past() + n > cache.n_ctx())
+    fail("the prompt has ", n, " tokens but only ", cache.n_ctx() - cache.n_past(), " of the context (",
+         cache.n_ctx(), ") are free; raise -c or shorten the prompt");
+  for (size_t i = 0; i < output_positions.size(); ++i)
+    if (output_positions[i] < 0 || output_positions[i] >= n || (i > 0 && output_positions[i] <= output_positions[i - 1]))
+      fail("output positions must be ascending and within the prompt");
+  const int64_t batch = std::max<int64_t>(1, options.batch_size);
+  const bool has_blocks = !prompt.block_ids.empty();
+  auto same_block = [&](int64_t a, int64_t b) {
+    return has_blocks && prompt.block_ids[size_t(a)] >= 0 && prompt.block_ids[size_t(a)] == prompt.block_ids[size_t(b)];
+  };
+
+  std::vector<float> logits, chunk_logits;
+  size_t next_output = 0;
+  int64_t soft_before = 0;  // soft embeddings consumed by earlier chunks
+  const int64_t n_embd = forward.n_embd();
+  for (int64_t start = 0; start < n;) {
+    int64_t end = std::min(n, start + batch);
+    if (end < n && same_block(end - 1, end)) {
+      // Do not cut a block: end the chunk before it, or take it whole if it starts here.
+      int64_t block_start = end - 1;
+      while (block_start > start && same_block(block_start - 1, block_start)) --block_start;
+      if (block_start > start) {
+        end = block_start;
+      } else {
+        while (end < n && same_block(end - 1, end)) ++end;
+      }
+    }
+    SequenceInput in;
+    in.cache = &cache;
+    in.tokens.assign(prompt.tokens.begin() + start, prompt.tokens.begin() + end);
+    if (has_blocks) in.block_ids.assign(prompt.block_ids.begin() + start, prompt.block_ids.begin() + end);
+    in.soft_embeddings = prompt.soft_embeddings.data() + soft_before * n_embd;
+    for (int32_t t : in.tokens) soft_before += t == kSoftToken;
+    while (next_output < output_positions.size() && output_positions[next_output] < end)
+      in.output_rows.push_back(int32_t(output_positions[next_output++] - start));
+    forward.run(std::span<SequenceInput>(&in, 1), chunk_logits);
+    logits.insert(logits.end(), chunk_logits.begin(), chunk_logits.end());
+    start = end;
+    if (options.on_progress) options.on_progress(start, n);
+  }
+  return logits;
+}
+
 GenerationResult generate(const Gemma4Model& model, ForwardPass& forward, KvCache& cache,
                           std::span<const int32_t> prompt, Sampler& sampler, int64_t max_tokens,
-                          const TokenCallback& on_token) {
-  if (prompt.empty()) fail("the prompt is empty");
-  if (cache.n_past() + int64_t(prompt.size()) > cache.n_ctx())
-    fail("the prompt has ", prompt.size(), " tokens but only ", cache.n_ctx() - cache.n_past(),
-         " of the context (", cache.n_ctx(), ") are free; raise -c or shorten the prompt");
+                          const TokenCallback& on_token, const PrefillOptions& prefill) {
+  return generate(model, forward, cache, Prompt::from_tokens(prompt), sampler, max_tokens, on_token, prefill);
+}
 
+GenerationResult generate(const Gemma4Model& model, ForwardPass& forward, KvCache& cache,
+                          const Prompt& prompt, Sampler& sampler, int64_t max_tokens,
+                          const TokenCallback& on_token, const PrefillOptions& prefill) {
   GenerationResult result;
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  std::vector<float> logits;
-  SequenceInput input;
-  input.cache = &cache;
-  input.tokens.assign(prompt.begin(), prompt.end());
-  input.output_rows = {int32_t(prompt.size() - 1)};
+  std::vector<int32_t> history;
+  for (int32_t t : prompt.tokens)
+    if (t != kSoftToken) history.push_back(t);
 
   auto start = std::chrono::steady_clock::now();
-  forward.run(std::span<SequenceInput>(&input, 1), logits);
+  const int64_t last = int64_t(prompt.size()) - 1;
+  std::vector<float> logits = evaluate_prompt(forward, cache, prompt, std::span<const int64_t>(&last, 1), prefill);
   result.stats.prompt_tokens = int64_t(prompt.size());
   result.stats.prefill_seconds = seconds_since(start);
 
   start = std::chrono::steady_clock::now();
+  SequenceInput input;
+  input.cache = &cache;
   result.finish = FinishReason::kLength;
   while (int64_t(result.tokens.size()) < max_tokens) {
     const int32_t token = sampler.sample(logits, history);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/prompt.h"
 #include "runtime/sampler.h"
 
 namespace g4 {
@@ -35,11 +36,28 @@ struct GenerationResult {
 // Called with each generated token as soon as it is sampled; return false to stop.
 using TokenCallback = std::function<bool(int32_t token)>;
 
+struct PrefillOptions {
+  // Prompt positions per forward pass. Long prompts (an hour of audio is 90,000 positions) are
+  // evaluated in chunks of this size; a bidirectional block (an image) is never split.
+  int64_t batch_size = 512;
+  std::function<void(int64_t done, int64_t total)> on_progress;  // after each chunk
+};
+
+// Appends `prompt` to `cache` chunk by chunk and returns the logits at `output_positions`
+// (indices into the prompt, ascending), [n_outputs][n_vocab]. Throws g4::Error, changing
+// nothing, when the prompt does not fit the free context.
+std::vector<float> evaluate_prompt(ForwardPass& forward, KvCache& cache, const Prompt& prompt,
+                                   std::span<const int64_t> output_positions,
+                                   const PrefillOptions& options = {});
+
 // Appends `prompt` to `cache` (which may already hold earlier turns) and generates up to
 // max_tokens. The cache ends up holding the prompt and every generated token but the last one
 // (and not the end-of-generation token): a caller continuing the sequence feeds that first.
 GenerationResult generate(const Gemma4Model& model, ForwardPass& forward, KvCache& cache,
+                          const Prompt& prompt, Sampler& sampler, int64_t max_tokens,
+                          const TokenCallback& on_token = {}, const PrefillOptions& prefill = {});
+GenerationResult generate(const Gemma4Model& model, ForwardPass& forward, KvCache& cache,
                           std::span<const int32_t> prompt, Sampler& sampler, int64_t max_tokens,
-                          const TokenCallback& on_token = {});
+                          const TokenCallback& on_token = {}, const PrefillOptions& prefill = {});
 
 }  // namespace g4
