@@ -59,6 +59,58 @@ SamplingParams SamplingFlags::resolve(const SamplingParams& model_defaults) cons
   return p;
 }
 
+void MediaFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--mmproj", mmproj, "multimodal projector GGUF (needed for --image/--audio/--video)");
+  cmd.add_option("--image", images, "image file (repeatable): PNG, JPEG, WebP, BMP, GIF...");
+  cmd.add_option("--audio", audios, "audio file (repeatable): WAV, MP3, FLAC, OGG/Opus, M4A...");
+  cmd.add_option("--video", videos, "video file (repeatable): MP4, WebM, MKV...; its soundtrack too");
+  cmd.add_option("--image-tokens", image_tokens, "soft tokens per image: 70, 140, 280 (default), 560, 1120");
+  cmd.add_option("--video-frames", video_frames, "frames sampled per video (default 32)")->check(CLI::PositiveNumber);
+  cmd.add_option("--video-fps", video_fps, "sample this many frames per second instead of --video-frames")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--video-audio", video_audio,
+                 "soundtrack: append (default: after the frames), interleave (each frame then its audio), none")
+      ->check(CLI::IsMember({"append", "interleave", "none"}));
+}
+
+std::vector<MediaItem> MediaFlags::items(const CLI::App& cmd) const {
+  std::vector<MediaItem> out;
+  size_t next[3] = {0, 0, 0};
+  const std::vector<std::string>* lists[3] = {&images, &audios, &videos};
+  const char* names[3] = {"--image", "--audio", "--video"};
+  for (const CLI::Option* o : cmd.parse_order()) {
+    for (int k = 0; k < 3; ++k) {
+      if (!o->check_lname(names[k] + 2)) continue;
+      MediaItem item;
+      item.kind = MediaKind(k);
+      item.path = (*lists[k])[next[k]++];
+      item.image_tokens = image_tokens;
+      item.video_frames = video_frames;
+      item.video_fps = video_fps;
+      item.video_audio = video_audio_mode_from_name(video_audio);
+      out.push_back(std::move(item));
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, const Gemma4HParams& hp) {
+  if (media.mmproj.empty()) {
+    if (!media.empty()) fail("--image, --audio and --video need the multimodal projector: pass it with --mmproj");
+    return nullptr;
+  }
+  return MultimodalProjector::load(media.mmproj, hp.n_embd);
+}
+
+void print_prefill_progress(int64_t done, int64_t total) {
+  constexpr int kWidth = 30;
+  const int filled = int(kWidth * done / std::max<int64_t>(1, total));
+  std::fprintf(stderr, "\rprompt [%s%s] %lld/%lld", std::string(size_t(filled), '#').c_str(),
+               std::string(size_t(kWidth - filled), '.').c_str(), (long long)done, (long long)total);
+  if (done >= total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
 int64_t default_context(const Gemma4HParams& hp, int64_t requested) {
   if (requested > 0) return requested;
   return hp.n_ctx_train > 0 ? std::min<int64_t>(hp.n_ctx_train, 4096) : 4096;

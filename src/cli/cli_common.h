@@ -4,11 +4,14 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/hparams.h"
+#include "multimodal/projector.h"
+#include "runtime/prompt.h"
 #include "runtime/sampler.h"
 
 namespace g4::cli {
@@ -31,6 +34,27 @@ struct SamplingFlags {
   SamplingParams resolve(const SamplingParams& model_defaults) const;  // seed: random when unset
 };
 
+// --mmproj and the media flags shared by run and logits. Items keep the order they were given on
+// the command line (across --image, --audio and --video).
+struct MediaFlags {
+  std::string mmproj;
+  std::vector<std::string> images, audios, videos;
+  int image_tokens = 280;
+  int video_frames = 32;
+  double video_fps = 0;
+  std::string video_audio = "append";
+
+  void add_to(CLI::App& cmd);
+  std::vector<MediaItem> items(const CLI::App& cmd) const;
+  bool empty() const { return images.empty() && audios.empty() && videos.empty(); }
+};
+
+// Loads the projector named by --mmproj (null when none); media without one is an error.
+std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, const Gemma4HParams& hp);
+
+// Prints a progress bar for long prompts on stderr (for PrefillOptions::on_progress).
+void print_prefill_progress(int64_t done, int64_t total);
+
 // -c/--ctx-size default: the model's trained context, at most 4096.
 int64_t default_context(const Gemma4HParams& hp, int64_t requested);
 
@@ -45,5 +69,6 @@ void register_init_random(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_chat(CLI::App& app);
+void register_embed_media(CLI::App& app);
 
 }  // namespace g4::cli

@@ -64,6 +64,26 @@ nlohmann::ordered_json tool_calls_json(const std::vector<ToolCall>& calls) {
   return out;
 }
 
+// The messages of a one-shot chat: an optional system turn and the user's turn. Media items become
+// content parts in the order given, before the text, unless the text places them itself with
+// <|image|> / <|audio|> / <|video|> placeholders.
+nlohmann::ordered_json user_turn(const std::string& system, const std::string& text,
+                                 const std::vector<MediaItem>& media) {
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  const bool placed = text.find("<|image|>") != std::string::npos || text.find("<|audio|>") != std::string::npos ||
+                      text.find("<|video|>") != std::string::npos;
+  if (media.empty() || placed) {
+    messages.push_back({{"role", "user"}, {"content", text}});
+  } else {
+    nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+    for (const MediaItem& m : media) parts.push_back({{"type", media_kind_name(m.kind)}});
+    parts.push_back({{"type", "text"}, {"text", text}});
+    messages.push_back({{"role", "user"}, {"content", parts}});
+  }
+  return messages;
+}
+
 }  // namespace
 
 void register_run(CLI::App& app) {
@@ -74,6 +94,7 @@ void register_run(CLI::App& app) {
     bool json = false, raw = false, think = false, hide_thinking = false, precise = false;
     int threads = 0;
     SamplingFlags sampling;
+    MediaFlags media;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "generate from a prompt");
@@ -90,31 +111,34 @@ void register_run(CLI::App& app) {
   cmd->add_option("-c,--ctx-size", opt->n_ctx, "context size (default: the model's, at most 4096)")
       ->check(CLI::NonNegativeNumber);
   opt->sampling.add_to(*cmd);
+  opt->media.add_to(*cmd);
   cmd->add_flag("--json", opt->json, "print one JSON object instead of streaming");
   cmd->add_flag("--precise", opt->precise, "float32 activations in every matmul (slower, reference accuracy)");
   add_threads_option(*cmd, opt->threads);
-  cmd->callback([opt] {
+  cmd->callback([opt, cmd] {
     if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids");
     const auto model = Gemma4Model::load(opt->model);
+    const auto projector = load_projector(opt->media, model->hp);
+    const std::vector<MediaItem> media = opt->media.items(*cmd);
+    ThreadPool pool(opt->threads);
 
-    std::vector<int32_t> prompt;
+    Prompt prompt;
     bool chat = false;
     if (!opt->ids.empty()) {
-      prompt = parse_int_list(opt->ids, "token id");
-    } else if (opt->raw) {
-      prompt = tokenize_prompt(model->require_tokenizer(), opt->prompt, /*add_bos=*/true);
+      if (!media.empty()) fail("media inputs need a text prompt (-p) with or without placeholders, not --ids");
+      prompt = Prompt::from_tokens(parse_int_list(opt->ids, "token id"));
     } else {
-      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-      if (!opt->system.empty()) messages.push_back({{"role", "system"}, {"content", opt->system}});
-      messages.push_back({{"role", "user"}, {"content", opt->prompt}});
-      const std::string text = render_chat_prompt(*model, {{"messages", messages}, {"enable_thinking", opt->think}});
-      prompt = tokenize_prompt(model->require_tokenizer(), text, /*add_bos=*/true);
-      chat = true;
+      std::string text = opt->prompt;
+      if (!opt->raw) {
+        text = render_chat_prompt(*model, {{"messages", user_turn(opt->system, opt->prompt, media)},
+                                           {"enable_thinking", opt->think}});
+        chat = true;
+      }
+      prompt = PromptBuilder(*model, projector.get(), pool).build(text, media, /*add_bos=*/true);
     }
 
     const SamplingParams params = opt->sampling.resolve(model->sampling_defaults);
     Sampler sampler(params, model->suppressed_tokens);
-    ThreadPool pool(opt->threads);
     KvCache cache(model->hp, default_context(model->hp, opt->n_ctx));
     ForwardPass forward(*model, pool, opt->precise ? MatmulMode::kPrecise : MatmulMode::kFast);
 
@@ -140,7 +164,9 @@ void register_run(CLI::App& app) {
       }
       return true;
     };
-    const GenerationResult result = generate(*model, forward, cache, prompt, sampler, opt->n_predict, on_token);
+    PrefillOptions prefill;
+    if (prompt.size() > 2048 && !opt->json) prefill.on_progress = print_prefill_progress;
+    const GenerationResult result = generate(*model, forward, cache, prompt, sampler, opt->n_predict, on_token, prefill);
     if (stream) {
       const auto tail = stream->finish();
       if (!opt->json) {

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   g4::cli::register_tokenize(app);
   g4::cli::register_chat_template(app);
   g4::cli::register_chat(app);
+  g4::cli::register_embed_media(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
