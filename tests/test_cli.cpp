@@ -39,8 +39,14 @@ TEST_F(CliTest, InfoJsonDescribesTheModelAndItsMemory) {
   EXPECT_EQ(m["full_layers"]["count"], 1);
   EXPECT_EQ(m["full_layers"]["rope_rotated_dims"], 32);
   EXPECT_TRUE(m["full_layers"]["v_from_k"].get<bool>());
-  // KV: 5 sliding layers x ring 8 x 2*64 + 1 full layer x 1000 x 128, K and V, f32.
-  EXPECT_EQ(m["memory"]["kv_cache_bytes"], 2 * (5 * 8 * 128 + 1000 * 128) * 4);
+  // KV: 5 sliding layers x ring 8 x 2*64 + 1 full layer x 1000 x 128, K and V, f16 by default.
+  EXPECT_EQ(m["memory"]["kv_sliding_bytes"], 2 * 5 * 8 * 128 * 2);
+  EXPECT_EQ(m["memory"]["kv_full_bytes"], 2 * 1000 * 128 * 2);
+  EXPECT_EQ(m["memory"]["total_bytes"].get<int64_t>(), m["memory"]["weights_bytes"].get<int64_t>() +
+                                                           m["memory"]["kv_cache_bytes"].get<int64_t>() +
+                                                           m["memory"]["activations_bytes"].get<int64_t>());
+  const auto q8 = json::parse(run_cli("info -m " + model_ + " -c 1000 --cache-type-k q8_0 --cache-type-v f32 --json").out);
+  EXPECT_EQ(q8["model"]["memory"]["kv_full_bytes"], 1000 * 128 * 34 / 32 + 1000 * 128 * 4);
   const auto text = run_cli("info -m " + model_);
   EXPECT_NE(text.out.find("6 layers"), std::string::npos) << text.out;
 }
@@ -59,9 +65,12 @@ TEST_F(CliTest, InfoOnTheFull12BShape) {
   EXPECT_EQ(m["sliding_layers"]["n_head_kv"], 8);
   EXPECT_EQ(m["full_layers"]["head_dim"], 512);
   EXPECT_EQ(m["full_layers"]["rope_rotated_dims"], 128);
-  // Sliding layers stay at the 1024 window; full layers grow with the context.
-  const int64_t sliding = 40LL * 1024 * 8 * 256 * 2 * 4, full = 8LL * 262144 * 512 * 2 * 4;
-  EXPECT_EQ(m["memory"]["kv_cache_bytes"], sliding + full);
+  // Sliding layers stay at the 1024 window; full layers grow with the context (f16: 2 bytes).
+  const int64_t sliding = 40LL * 1024 * 8 * 256 * 2 * 2, full = 8LL * 262144 * 512 * 2 * 2;
+  EXPECT_EQ(m["memory"]["kv_sliding_bytes"], sliding);
+  EXPECT_EQ(m["memory"]["kv_full_bytes"], full);
+  // The budget: the 12B at Q4_0 with a 256K context in under 12 GB with default settings.
+  EXPECT_LT(m["memory"]["total_bytes"].get<double>(), 12e9);
 }
 
 TEST_F(CliTest, RunGreedyJsonMatchesTheLibrary) {
@@ -102,8 +111,8 @@ TEST_F(CliTest, LogitsPrintsRequestedPositions) {
   // Same numbers as the library.
   const auto model = Gemma4Model::load(model_);
   ThreadPool pool(1);
-  KvCache cache(model->hp, 3);
-  ForwardPass forward(*model, pool);
+  KvCache cache(model->hp, KvCacheConfig{3, GgmlType::F32, GgmlType::F32});  // logits' defaults:
+  ForwardPass forward(*model, pool, MatmulMode::kPrecise);                    // float32 throughout
   SequenceInput in;
   in.cache = &cache;
   in.tokens = {2, 300, 301};

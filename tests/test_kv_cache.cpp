@@ -1,30 +1,53 @@
-// KV cache geometry: full layers keep every position, sliding layers a ring of the window.
+// KV cache geometry and types: full layers keep every position, sliding layers a ring of the
+// window; rows stored in F32, F16, BF16, Q8_0 or Q4_0.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
 
 #include "core/error.h"
 #include "model/kv_cache.h"
+#include "ops/quant.h"
 
 namespace g4 {
 namespace {
 
 Gemma4HParams two_layer_hparams(int window) {
   Gemma4HParams hp;
-  hp.n_embd = 16;
+  hp.n_embd = 64;
   hp.n_layer = 2;
   hp.n_head = 2;
   hp.sliding_window = window;
-  hp.layers = {LayerGeometry{true, 2, 8, 8, 1e4f, 32}, LayerGeometry{false, 1, 16, 16, 1e6f, 32}};
+  hp.layers = {LayerGeometry{true, 2, 32, 32, 1e4f, 32}, LayerGeometry{false, 1, 64, 64, 1e6f, 32}};
   return hp;
+}
+
+std::vector<float> row(int64_t n, int seed) {
+  std::mt19937 rng{static_cast<uint32_t>(seed)};
+  std::normal_distribution<float> d;
+  std::vector<float> r(static_cast<size_t>(n));
+  for (float& x : r) x = d(rng);
+  return r;
 }
 
 TEST(KvCacheTest, SlidingLayersUseARingFullLayersDoNot) {
   const Gemma4HParams hp = two_layer_hparams(4);
-  KvCache cache(hp, 100);
-  // sliding: 4 slots of 2*8 floats; full: 100 slots of 16 floats; K and V each.
-  EXPECT_EQ(cache.size_bytes(), int64_t(2 * (4 * 16 + 100 * 16) * sizeof(float)));
-  EXPECT_EQ(cache.size_bytes(), KvCache::planned_bytes(hp, 100));
-  EXPECT_EQ(cache.k_row(0, 1), cache.k_row(0, 5));  // same ring slot
-  EXPECT_NE(cache.k_row(1, 1), cache.k_row(1, 5));
+  KvCache cache(hp, KvCacheConfig{100, GgmlType::F32, GgmlType::F32});
+  // sliding: 4 slots of 2*32 floats; full: 100 slots of 64 floats; K and V each.
+  EXPECT_EQ(cache.size_bytes(), int64_t(2 * (4 * 64 + 100 * 64) * sizeof(float)));
+  EXPECT_EQ(cache.size_bytes(), KvCache::plan(hp, cache.config()).total());
+  // Position 5 lands in the ring slot of position 1 on the sliding layer only.
+  const auto a = row(64, 1), b = row(64, 2);
+  cache.store(0, 1, a.data(), a.data());
+  cache.store(1, 1, a.data(), a.data());
+  cache.store(0, 5, b.data(), b.data());
+  cache.store(1, 5, b.data(), b.data());
+  std::vector<float> out(32);
+  cache.load_k(0, 1, 1, 1, out.data());
+  EXPECT_EQ(out[0], b[32]);  // head 1 of position 5 overwrote position 1
+  std::vector<float> full(64);
+  cache.load_k(1, 0, 1, 1, full.data());
+  EXPECT_EQ(full, a);
   cache.advance(10);
   EXPECT_EQ(cache.oldest_available(0), 6);
   EXPECT_EQ(cache.oldest_available(1), 0);
@@ -32,13 +55,38 @@ TEST(KvCacheTest, SlidingLayersUseARingFullLayersDoNot) {
 
 TEST(KvCacheTest, MemoryDoesNotGrowWithContextOnSlidingLayers) {
   const Gemma4HParams hp = two_layer_hparams(4);
-  const int64_t small = KvCache::planned_bytes(hp, 1000), large = KvCache::planned_bytes(hp, 2000);
-  EXPECT_EQ(large - small, int64_t(2 * 1000 * 16 * sizeof(float)));  // only the full layer grows
+  const KvCache::Plan small = KvCache::plan(hp, KvCacheConfig{1000}), large = KvCache::plan(hp, KvCacheConfig{2000});
+  EXPECT_EQ(small.sliding_bytes, large.sliding_bytes);
+  EXPECT_EQ(large.full_bytes, 2 * small.full_bytes);
+  // Default F16: 2 bytes per value.
+  EXPECT_EQ(small.full_bytes, 1000 * 64 * 2 * 2);
+}
+
+TEST(KvCacheTest, EveryTypeStoresWhatARoundTripGives) {
+  const Gemma4HParams hp = two_layer_hparams(4);
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0}) {
+    KvCache cache(hp, KvCacheConfig{16, type, type});
+    const auto k = row(64, 3), v = row(64, 4);
+    cache.store(1, 7, k.data(), v.data());
+    std::vector<float> got_k(64), got_v(64), want_k = k, want_v = v;
+    round_trip_row(type, want_k.data(), 64);
+    round_trip_row(type, want_v.data(), 64);
+    cache.load_k(1, 0, 7, 1, got_k.data());
+    cache.load_v(1, 0, 7, 1, got_v.data());
+    EXPECT_EQ(got_k, want_k) << ggml_type_name(type);
+    EXPECT_EQ(got_v, want_v) << ggml_type_name(type);
+    EXPECT_EQ(cache.size_bytes(), KvCache::plan(hp, cache.config()).total()) << ggml_type_name(type);
+  }
+  EXPECT_EQ(kv_cache_type_from_name("q8_0"), GgmlType::Q8_0);
+  EXPECT_THROW(kv_cache_type_from_name("q4_k"), Error);
+  EXPECT_THROW(KvCache(hp, KvCacheConfig{16, GgmlType::Q6_K, GgmlType::F16}), Error);
 }
 
 TEST(KvCacheTest, TruncateWithinTheRingOnly) {
   const Gemma4HParams hp = two_layer_hparams(4);
-  KvCache cache(hp, 100, /*ring_extra=*/2);
+  KvCacheConfig config{100};
+  config.ring_extra = 2;
+  KvCache cache(hp, config);
   cache.advance(20);
   cache.truncate(17);  // rolled back 3 = ring_extra + 1: still has positions 14..16
   EXPECT_EQ(cache.n_past(), 17);

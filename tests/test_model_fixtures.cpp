@@ -45,9 +45,10 @@ class FixtureLogitsTest : public testing::TestWithParam<FixtureCase> {
   }
 };
 
+// The references keep K and V in float32 (their llama.cpp harness: type_k = type_v = f32).
 // Logits of every prompt position in one batched prefill.
 std::vector<float> all_logits(const Gemma4Model& model, const std::vector<int32_t>& ids, ThreadPool& pool) {
-  KvCache cache(model.hp, int64_t(ids.size()) + 32);
+  KvCache cache(model.hp, KvCacheConfig{int64_t(ids.size()) + 32, GgmlType::F32, GgmlType::F32});
   ForwardPass forward(model, pool, MatmulMode::kPrecise);
   SequenceInput in;
   in.cache = &cache;
@@ -60,7 +61,7 @@ std::vector<float> all_logits(const Gemma4Model& model, const std::vector<int32_
 
 // Greedy decoding one token per step (argmax ties to the lowest id, as the references do).
 std::vector<int32_t> greedy(const Gemma4Model& model, const std::vector<int32_t>& ids, int n, ThreadPool& pool) {
-  KvCache cache(model.hp, int64_t(ids.size()) + n + 1);
+  KvCache cache(model.hp, KvCacheConfig{int64_t(ids.size()) + n + 1, GgmlType::F32, GgmlType::F32});
   ForwardPass forward(model, pool, MatmulMode::kPrecise);
   SequenceInput in;
   in.cache = &cache;
@@ -156,7 +157,7 @@ TEST(FixtureIntermediatesTest, LayerOutputsTrackLlamaCpp) {
   ASSERT_EQ(ids.size(), 40u);
   const auto model = Gemma4Model::load((dir / "text-f32.gguf").string());
   ThreadPool pool(2);
-  KvCache cache(model->hp, 64);
+  KvCache cache(model->hp, KvCacheConfig{64, GgmlType::F32, GgmlType::F32});
   ForwardPass forward(*model, pool, MatmulMode::kPrecise);
   int checked = 0;
   forward.set_trace([&](const char* name, int layer, const float* data, int64_t n_tokens, int64_t row_len) {

@@ -165,8 +165,8 @@ struct NaiveModel {
 // Runs `ids` through the engine in chunks of `chunk` tokens (0: all at once) and returns the
 // logits of every position.
 std::vector<float> engine_logits(const Gemma4Model& m, const std::vector<int32_t>& ids, size_t chunk,
-                                 ThreadPool& pool, const std::vector<int>& block = {}) {
-  KvCache cache(m.hp, int64_t(ids.size()));
+                                 ThreadPool& pool, GgmlType cache_type = GgmlType::F32) {
+  KvCache cache(m.hp, KvCacheConfig{int64_t(ids.size()), cache_type, cache_type});
   ForwardPass forward(m, pool, MatmulMode::kPrecise);
   std::vector<float> all, logits;
   if (chunk == 0) chunk = ids.size();
@@ -175,7 +175,6 @@ std::vector<float> engine_logits(const Gemma4Model& m, const std::vector<int32_t
     in.cache = &cache;
     const size_t end = std::min(ids.size(), start + chunk);
     in.tokens.assign(ids.begin() + std::ptrdiff_t(start), ids.begin() + std::ptrdiff_t(end));
-    if (!block.empty()) in.block_ids.assign(block.begin() + std::ptrdiff_t(start), block.begin() + std::ptrdiff_t(end));
     for (size_t i = 0; i < in.tokens.size(); ++i) in.output_rows.push_back(int32_t(i));
     forward.run(std::span<SequenceInput>(&in, 1), logits);
     all.insert(all.end(), logits.begin(), logits.end());
@@ -228,15 +227,23 @@ TEST_P(RandomModelTest, PrefillDecodeAndChunksAgree) {
   write_random_gemma4(c.spec, path, pool);
   const auto model = Gemma4Model::load(path);
   const std::vector<int32_t> ids = random_ids(c.n_tokens, c.spec.n_vocab, c.spec.seed + 7);
-  const std::vector<float> whole = engine_logits(*model, ids, 0, pool);
-  // Decode one token at a time, and chunks that straddle the window (sizes coprime to it).
-  for (size_t chunk : {size_t(1), size_t(3), size_t(c.spec.sliding_window + 1)}) {
-    const std::vector<float> chunked = engine_logits(*model, ids, chunk, pool);
-    ASSERT_EQ(chunked.size(), whole.size());
-    double max_diff = 0;
-    for (size_t i = 0; i < whole.size(); ++i) max_diff = std::max(max_diff, double(std::abs(whole[i] - chunked[i])));
-    // Only float32 summation order differs between the paths.
-    EXPECT_LE(max_diff, 1e-4) << c.name << " chunk " << chunk;
+  // For every cache type: decode one token at a time, and chunks that straddle the window (sizes
+  // coprime to it), give what one pass gives. New rows are rounded to the cache type before use,
+  // so only float32 summation order differs between the paths.
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0}) {
+    const int64_t block = ggml_type_info(type).block_size;
+    if (c.spec.head_dim_swa % block != 0 || c.spec.head_dim_full % block != 0) {
+      EXPECT_THROW(engine_logits(*model, ids, 0, pool, type), Error);  // refused with a clear error
+      continue;
+    }
+    const std::vector<float> whole = engine_logits(*model, ids, 0, pool, type);
+    for (size_t chunk : {size_t(1), size_t(3), size_t(c.spec.sliding_window + 1)}) {
+      const std::vector<float> chunked = engine_logits(*model, ids, chunk, pool, type);
+      ASSERT_EQ(chunked.size(), whole.size());
+      double max_diff = 0;
+      for (size_t i = 0; i < whole.size(); ++i) max_diff = std::max(max_diff, double(std::abs(whole[i] - chunked[i])));
+      EXPECT_LE(max_diff, 1e-4) << c.name << " " << ggml_type_name(type) << " chunk " << chunk;
+    }
   }
 }
 
@@ -282,7 +289,7 @@ TEST(ForwardBlockMaskTest, ImageBlockIsBidirectionalOnSlidingLayersOnly) {
   for (size_t i = 4; i < 11; ++i) block[i] = 0;  // a 7-token "image" longer than the window
   const auto ref = NaiveModel(*model->gguf).logits(ids, block);
   // The block must be in one pass: chunk so that it is (prefix 4, then the rest).
-  KvCache cache(model->hp, 16);
+  KvCache cache(model->hp, KvCacheConfig{16, GgmlType::F32, GgmlType::F32});
   ForwardPass forward(*model, pool, MatmulMode::kPrecise);
   std::vector<float> got, logits;
   for (auto [b, e] : {std::pair<size_t, size_t>{0, 4}, {4, 16}}) {

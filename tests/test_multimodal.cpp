@@ -64,7 +64,7 @@ class MultimodalFixtureTest : public testing::Test {
     std::vector<int64_t> positions;
     for (const auto& [pos, row] : reference.items()) positions.push_back(std::stoll(pos));
     std::sort(positions.begin(), positions.end());
-    KvCache cache(model_->hp, int64_t(prompt.size()));
+    KvCache cache(model_->hp, KvCacheConfig{int64_t(prompt.size()), GgmlType::F32, GgmlType::F32});
     ForwardPass forward(*model_, pool_, MatmulMode::kPrecise);
     PrefillOptions options;
     options.batch_size = batch_size;

@@ -98,7 +98,7 @@ TEST(ChatSessionTest, SecondTurnCostsOnlyItsOwnTokensAndMatchesAFreshRun) {
   const auto model = Gemma4Model::load(tiny_model());
   const Tokenizer& tok = *model->tokenizer;
   ThreadPool pool(2);
-  ChatSession session(*model, pool, 512, MatmulMode::kPrecise);
+  ChatSession session(*model, pool, KvCacheConfig{512}, MatmulMode::kPrecise);
   SamplingParams greedy;
   greedy.temperature = 0;
   Sampler sampler(greedy, model->suppressed_tokens);

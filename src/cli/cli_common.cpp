@@ -111,6 +111,20 @@ void print_prefill_progress(int64_t done, int64_t total) {
   std::fflush(stderr);
 }
 
+void CacheFlags::add_to(CLI::App& cmd, const std::string& default_type) {
+  type_k = type_v = default_type;
+  cmd.add_option("--cache-type-k", type_k, "KV cache type of keys: f32, f16, bf16, q8_0, q4_0 (default " + default_type + ")");
+  cmd.add_option("--cache-type-v", type_v, "KV cache type of values (default " + default_type + ")");
+}
+
+KvCacheConfig CacheFlags::config(int64_t n_ctx) const {
+  KvCacheConfig c;
+  c.n_ctx = n_ctx;
+  c.type_k = kv_cache_type_from_name(type_k);
+  c.type_v = kv_cache_type_from_name(type_v);
+  return c;
+}
+
 int64_t default_context(const Gemma4HParams& hp, int64_t requested) {
   if (requested > 0) return requested;
   return hp.n_ctx_train > 0 ? std::min<int64_t>(hp.n_ctx_train, 4096) : 4096;

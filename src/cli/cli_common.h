@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/hparams.h"
+#include "model/kv_cache.h"
 #include "multimodal/projector.h"
 #include "runtime/prompt.h"
 #include "runtime/sampler.h"
@@ -54,6 +55,13 @@ std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, con
 
 // Prints a progress bar for long prompts on stderr (for PrefillOptions::on_progress).
 void print_prefill_progress(int64_t done, int64_t total);
+
+// --cache-type-k / --cache-type-v (F32, F16, BF16, Q8_0, Q4_0).
+struct CacheFlags {
+  std::string type_k, type_v;
+  void add_to(CLI::App& cmd, const std::string& default_type);
+  KvCacheConfig config(int64_t n_ctx) const;
+};
 
 // -c/--ctx-size default: the model's trained context, at most 4096.
 int64_t default_context(const Gemma4HParams& hp, int64_t requested);

@@ -39,6 +39,7 @@ void register_chat(CLI::App& app) {
     bool think = false, hide_thinking = false, verbose = false;
     int threads = 0;
     SamplingFlags sampling;
+    CacheFlags cache;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("chat", "talk with the model (keeps the conversation in context)");
@@ -51,11 +52,12 @@ void register_chat(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("-v,--verbose", opt->verbose, "after each reply, print token counts and speed on stderr");
   opt->sampling.add_to(*cmd);
+  opt->cache.add_to(*cmd, "f16");
   add_threads_option(*cmd, opt->threads);
   cmd->callback([opt] {
     const auto model = Gemma4Model::load(opt->model);
     ThreadPool pool(opt->threads);
-    ChatSession session(*model, pool, default_context(model->hp, opt->n_ctx));
+    ChatSession session(*model, pool, opt->cache.config(default_context(model->hp, opt->n_ctx)));
     if (!opt->system.empty()) session.set_system(opt->system);
     session.set_thinking(opt->think);
     Sampler sampler(opt->sampling.resolve(model->sampling_defaults), model->suppressed_tokens);

@@ -12,6 +12,7 @@
 #include "formats/gguf.h"
 #include "model/hparams.h"
 #include "model/kv_cache.h"
+#include "model/model.h"
 #include "model/weights.h"
 #include "runtime/sampler.h"
 
@@ -64,11 +65,12 @@ nlohmann::ordered_json describe_file(const GgufFile& f) {
   return j;
 }
 
-nlohmann::ordered_json describe_gemma4(const GgufFile& f, int64_t n_ctx) {
+nlohmann::ordered_json describe_gemma4(const GgufFile& f, int64_t n_ctx, const CacheFlags& cache, int64_t batch) {
   nlohmann::ordered_json j;
-  const Gemma4HParams hp = read_gemma4_hparams(f);
+  Gemma4HParams hp = read_gemma4_hparams(f);
   const Gemma4Weights w = bind_gemma4_weights(f, hp);
   const int64_t n_vocab = w.token_embd.rows;
+  hp.n_vocab = int(n_vocab);
   if (n_ctx <= 0) n_ctx = hp.n_ctx_train > 0 ? hp.n_ctx_train : 4096;
   j["n_embd"] = hp.n_embd;
   j["n_layer"] = hp.n_layer;
@@ -102,11 +104,19 @@ nlohmann::ordered_json describe_gemma4(const GgufFile& f, int64_t n_ctx) {
     kind["count"] = count;
     j[sliding ? "sliding_layers" : "full_layers"] = kind;
   }
+  const KvCacheConfig config = cache.config(n_ctx);
+  const MemoryPlan plan = plan_memory(hp, weights_size_bytes(w), config, batch);
   nlohmann::ordered_json mem;
-  mem["weights_bytes"] = weights_size_bytes(w);
   mem["n_ctx"] = n_ctx;
-  mem["kv_cache_type"] = "f32";
-  mem["kv_cache_bytes"] = KvCache::planned_bytes(hp, n_ctx);
+  mem["cache_type_k"] = ggml_type_name(config.type_k);
+  mem["cache_type_v"] = ggml_type_name(config.type_v);
+  mem["batch"] = batch;
+  mem["weights_bytes"] = plan.weights;
+  mem["kv_sliding_bytes"] = plan.kv.sliding_bytes;
+  mem["kv_full_bytes"] = plan.kv.full_bytes;
+  mem["kv_cache_bytes"] = plan.kv.total();
+  mem["activations_bytes"] = plan.activations;
+  mem["total_bytes"] = plan.total();
   j["memory"] = mem;
   j["has_chat_template"] = f.has("tokenizer.chat_template");
   const SamplingParams sp = default_sampling_params(f);
@@ -145,10 +155,16 @@ void print_text(const nlohmann::ordered_json& j) {
   std::printf("  window %d, final logit softcap %g\n", m["sliding_window"].get<int>(),
               m["final_logit_softcap"].get<double>());
   const auto& mem = m["memory"];
-  std::printf("memory:        weights %s; KV cache (%s) at %lld tokens: %s\n",
-              human_bytes(mem["weights_bytes"].get<double>()).c_str(),
-              mem["kv_cache_type"].get<std::string>().c_str(), mem["n_ctx"].get<long long>(),
-              human_bytes(mem["kv_cache_bytes"].get<double>()).c_str());
+  std::printf("memory plan:   at %lld tokens of context, K %s / V %s, %lld-token batches\n",
+              mem["n_ctx"].get<long long>(), mem["cache_type_k"].get<std::string>().c_str(),
+              mem["cache_type_v"].get<std::string>().c_str(), mem["batch"].get<long long>());
+  std::printf("  weights      %s (mapped from the file)\n", human_bytes(mem["weights_bytes"].get<double>()).c_str());
+  std::printf("  KV cache     %s (sliding layers %s, full layers %s)\n",
+              human_bytes(mem["kv_cache_bytes"].get<double>()).c_str(),
+              human_bytes(mem["kv_sliding_bytes"].get<double>()).c_str(),
+              human_bytes(mem["kv_full_bytes"].get<double>()).c_str());
+  std::printf("  activations  %s\n", human_bytes(mem["activations_bytes"].get<double>()).c_str());
+  std::printf("  total        %s\n", human_bytes(mem["total_bytes"].get<double>()).c_str());
   const auto& sp = m["sampling_defaults"];
   std::printf("sampling:      temperature %g, top_k %d, top_p %g%s\n", sp["temperature"].get<double>(),
               sp["top_k"].get<int>(), sp["top_p"].get<double>(),
@@ -160,19 +176,23 @@ void print_text(const nlohmann::ordered_json& j) {
 void register_info(CLI::App& app) {
   struct Options {
     std::string model;
-    int64_t n_ctx = 0;
+    int64_t n_ctx = 0, batch = 512;
     bool json = false;
+    CacheFlags cache;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("info", "describe a GGUF file and the memory it needs");
   cmd->add_option("-m,--model", opt->model, "GGUF file")->required();
   cmd->add_option("-c,--ctx-size", opt->n_ctx, "context size for the KV cache estimate (default: the model's)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-b,--batch", opt->batch, "prompt tokens per forward pass, for the activations estimate")
+      ->check(CLI::PositiveNumber);
+  opt->cache.add_to(*cmd, "f16");
   cmd->add_flag("--json", opt->json, "print JSON");
   cmd->callback([opt] {
     const GgufFile f = GgufFile::open(opt->model);
     nlohmann::ordered_json j = describe_file(f);
-    if (j["architecture"] == "gemma4") j["model"] = describe_gemma4(f, opt->n_ctx);
+    if (j["architecture"] == "gemma4") j["model"] = describe_gemma4(f, opt->n_ctx, opt->cache, opt->batch);
     if (opt->json) {
       std::cout << j.dump(2) << "\n";
     } else {

@@ -22,6 +22,7 @@ void register_logits(CLI::App& app) {
     bool fast = false, no_bos = false;
     int threads = 0;
     MediaFlags media;
+    CacheFlags cache;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("logits", "print the logits of a prompt as JSON");
@@ -37,6 +38,7 @@ void register_logits(CLI::App& app) {
   cmd->add_option("--at", opt->at, "positions to print, negative = from the end (default -1)");
   cmd->add_flag("--fast", opt->fast, "let the matmuls quantize activations (default: float32)");
   opt->media.add_to(*cmd);
+  opt->cache.add_to(*cmd, "f32");
   add_threads_option(*cmd, opt->threads);
   cmd->callback([opt, cmd] {
     if (!opt->raw_prompt_file.empty()) {
@@ -69,7 +71,7 @@ void register_logits(CLI::App& app) {
     std::sort(sorted.begin(), sorted.end());
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
 
-    KvCache cache(model->hp, n);
+    KvCache cache(model->hp, opt->cache.config(n));
     ForwardPass forward(*model, pool, opt->fast ? MatmulMode::kFast : MatmulMode::kPrecise);
     const std::vector<float> logits = evaluate_prompt(forward, cache, prompt, sorted);
 

@@ -95,6 +95,7 @@ void register_run(CLI::App& app) {
     int threads = 0;
     SamplingFlags sampling;
     MediaFlags media;
+    CacheFlags cache;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "generate from a prompt");
@@ -112,6 +113,7 @@ void register_run(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   opt->sampling.add_to(*cmd);
   opt->media.add_to(*cmd);
+  opt->cache.add_to(*cmd, "f16");
   cmd->add_flag("--json", opt->json, "print one JSON object instead of streaming");
   cmd->add_flag("--precise", opt->precise, "float32 activations in every matmul (slower, reference accuracy)");
   add_threads_option(*cmd, opt->threads);
@@ -139,7 +141,7 @@ void register_run(CLI::App& app) {
 
     const SamplingParams params = opt->sampling.resolve(model->sampling_defaults);
     Sampler sampler(params, model->suppressed_tokens);
-    KvCache cache(model->hp, default_context(model->hp, opt->n_ctx));
+    KvCache cache(model->hp, opt->cache.config(default_context(model->hp, opt->n_ctx)));
     ForwardPass forward(*model, pool, opt->precise ? MatmulMode::kPrecise : MatmulMode::kFast);
 
     // Raw ids are decoded as they are; chat replies are split into thought / answer / tool calls.

@@ -16,11 +16,42 @@
 #include "model/model.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
+#include "model/attention.h"
 
 namespace g4 {
 
 ForwardPass::ForwardPass(const Gemma4Model& model, ThreadPool& pool, MatmulMode mode)
     : model_(model), pool_(pool), matmul_mode_(mode) {}
+
+int64_t ForwardPass::scratch_bytes_for(const Gemma4HParams& hp, int64_t T) {
+  int64_t n_rot_swa = 0, n_rot_full = 0;
+  for (const LayerGeometry& g : hp.layers) (g.sliding ? n_rot_swa : n_rot_full) = g.n_rot;
+  const int64_t q_row = int64_t(hp.n_head) * hp.max_head_dim();
+  const int64_t floats = T * (3 * int64_t(hp.n_embd) + 2 * q_row + 2 * hp.max_kv_row() + 2 * int64_t(hp.max_ff()) +
+                              n_rot_swa + n_rot_full);
+  return floats * int64_t(sizeof(float)) + T * int64_t(sizeof(int64_t));
+}
+
+int64_t ForwardPass::scratch_bytes() const {
+  const size_t floats = x_.capacity() + xn_.capacity() + proj_.capacity() + q_.capacity() + attn_.capacity() +
+                        k_.capacity() + v_.capacity() + gate_.capacity() + up_.capacity() + rope_swa_.capacity() +
+                        rope_full_.capacity();
+  return int64_t(floats * sizeof(float) + positions_.capacity() * sizeof(int64_t));
+}
+
+MemoryPlan plan_memory(const Gemma4HParams& hp, int64_t weight_bytes, const KvCacheConfig& cache,
+                       int64_t batch_size) {
+  MemoryPlan p;
+  p.weights = weight_bytes;
+  p.kv = KvCache::plan(hp, cache);
+  const int64_t T = std::max<int64_t>(1, std::min(batch_size, cache.n_ctx));
+  // The forward scratch, attention's partial sums (about one float per query value, while a layer
+  // runs) and one row of logits.
+  const int64_t attention_partials = T * int64_t(hp.n_head) * (hp.max_head_dim() + 2) * int64_t(sizeof(float));
+  p.activations = ForwardPass::scratch_bytes_for(hp, T) + attention_partials + int64_t(hp.n_vocab) * 4;
+  return p;
+}
 
 void ForwardPass::validate(std::span<SequenceInput> inputs) const {
   const Gemma4HParams& hp = model_.hp;
@@ -190,60 +221,45 @@ void ForwardPass::attention_layer(int l, std::span<SequenceInput> inputs) {
 
 // softmax(q k^T) v for one sequence's rows of layer l, then the new K/V go into its cache.
 // Keys before this pass come from the cache, keys of this pass from k_/v_ (so a sliding ring is
-// never overwritten before every query of the pass has read it).
+// never overwritten before every query of the pass has read it). The new rows are first rounded to
+// the cache's precision, so a prompt gives the same result in one pass or token by token.
 void ForwardPass::attend(int l, const SequenceInput& in, int64_t first_row) {
   const Gemma4HParams& hp = model_.hp;
   const LayerGeometry& g = hp.layer(l);
-  const int64_t hd = g.head_dim, n = int64_t(in.tokens.size());
-  const int64_t q_row = int64_t(hp.n_head) * hd, kv_row = int64_t(g.n_head_kv) * hd;
-  const int heads_per_kv = hp.n_head / g.n_head_kv;
+  const int64_t n = int64_t(in.tokens.size());
+  const int64_t q_row = int64_t(hp.n_head) * g.head_dim, kv_row = int64_t(g.n_head_kv) * g.head_dim;
   KvCache& cache = *in.cache;
-  const int64_t pos0 = cache.n_past();
-
-  pool_.parallel_for(n * hp.n_head, 1, [&](int64_t begin, int64_t end, int) {
-    std::vector<float> scores;
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t i = item / hp.n_head;
-      const int h = int(item % hp.n_head);
-      const int kv_head = h / heads_per_kv;  // spec: GQA groups of consecutive query heads
-      const int64_t p = pos0 + i;
-      // Mask (spec §2.3, §2.6): causal; sliding layers also drop keys p - k >= window and let the
-      // rows of one block (an image) see each other, later ones included.
-      int64_t lo = 0, hi = p;
-      if (g.sliding) {
-        lo = std::max<int64_t>(0, p - hp.sliding_window + 1);
-        if (!in.block_ids.empty() && in.block_ids[size_t(i)] >= 0) {
-          int64_t j = i;
-          while (j + 1 < n && in.block_ids[size_t(j + 1)] == in.block_ids[size_t(i)]) ++j;
-          hi = pos0 + j;
-        }
+  float* k = &k_[size_t(first_row * kv_row)];
+  float* v = &v_[size_t(first_row * kv_row)];
+  if (cache.type_k() != GgmlType::F32 || cache.type_v() != GgmlType::F32) {
+    pool_.parallel_for(n, 4, [&](int64_t begin, int64_t end, int) {
+      for (int64_t i = begin; i < end; ++i) {
+        round_trip_row(cache.type_k(), k + i * kv_row, kv_row);
+        round_trip_row(cache.type_v(), v + i * kv_row, kv_row);
       }
-      auto key = [&](int64_t pos) -> const float* {
-        return (pos < pos0 ? cache.k_row(l, pos) : &k_[size_t((first_row + pos - pos0) * kv_row)]) +
-               kv_head * hd;
-      };
-      auto value = [&](int64_t pos) -> const float* {
-        return (pos < pos0 ? cache.v_row(l, pos) : &v_[size_t((first_row + pos - pos0) * kv_row)]) +
-               kv_head * hd;
-      };
-      const float* q = &q_[size_t((first_row + i) * q_row + h * hd)];
-      scores.resize(size_t(hi - lo + 1));
-      for (int64_t pos = lo; pos <= hi; ++pos) scores[size_t(pos - lo)] = dot_f32(q, key(pos), hd);  // scale 1.0
-      softmax_inplace(scores.data(), hi - lo + 1);
-      float* out = &attn_[size_t((first_row + i) * q_row + h * hd)];
-      std::fill_n(out, hd, 0.0f);
-      for (int64_t pos = lo; pos <= hi; ++pos) {
-        const float pw = scores[size_t(pos - lo)];
-        const float* v = value(pos);
-        for (int64_t j = 0; j < hd; ++j) out[j] += pw * v[j];
-      }
-    }
-  });
-
-  for (int64_t i = 0; i < n; ++i) {
-    std::copy_n(&k_[size_t((first_row + i) * kv_row)], kv_row, cache.k_row(l, pos0 + i));
-    std::copy_n(&v_[size_t((first_row + i) * kv_row)], kv_row, cache.v_row(l, pos0 + i));
+    });
   }
+  AttentionInput a;
+  a.layer = l;
+  a.geometry = &g;
+  a.n_head = hp.n_head;
+  a.sliding_window = hp.sliding_window;
+  a.cache = &cache;
+  a.pos0 = cache.n_past();
+  a.n = n;
+  a.q = &q_[size_t(first_row * q_row)];
+  a.k = k;
+  a.v = v;
+  a.block_ids = in.block_ids.empty() ? nullptr : in.block_ids.data();
+  a.out = &attn_[size_t(first_row * q_row)];
+  attention(a, pool_);
+  // A sliding layer keeps only the last ring_size positions: rows that would be overwritten within
+  // this pass are skipped, so the parallel stores never write the same ring slot twice.
+  const int64_t first_kept = g.sliding ? std::max<int64_t>(0, n - cache.ring_size()) : 0;
+  pool_.parallel_for(n - first_kept, 4, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = first_kept + begin; i < first_kept + end; ++i)
+      cache.store(l, a.pos0 + i, k + i * kv_row, v + i * kv_row);
+  });
 }
 
 void ForwardPass::ffn_layer(int l) {

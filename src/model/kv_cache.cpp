@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "ops/quant.h"
 
 namespace g4 {
 namespace {
@@ -13,50 +14,112 @@ int64_t layer_slots(const LayerGeometry& g, int64_t n_ctx, int64_t ring) {
 
 }  // namespace
 
-KvCache::KvCache(const Gemma4HParams& hp, int64_t n_ctx, int64_t ring_extra)
-    : hp_(&hp), n_ctx_(n_ctx), ring_(hp.sliding_window + ring_extra) {
-  if (n_ctx <= 0) fail("context size must be positive (got ", n_ctx, ")");
-  if (ring_extra < 0) fail("ring_extra must not be negative");
-  for (const LayerGeometry& g : hp.layers) {
-    const int64_t row_len = int64_t(g.n_head_kv) * g.head_dim;
-    const size_t n = size_t(layer_slots(g, n_ctx, ring_) * row_len);
-    row_len_.push_back(row_len);
-    k_.emplace_back(n);
-    v_.emplace_back(n);
+bool is_kv_cache_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+      return true;
+    default:
+      return false;
   }
 }
 
-float* KvCache::row(std::vector<float>& buf, int layer, int64_t pos) {
-  const LayerGeometry& g = hp_->layer(layer);
-  const int64_t slot = g.sliding ? pos % ring_ : pos;
-  return buf.data() + slot * row_len_[size_t(layer)];
+GgmlType kv_cache_type_from_name(const std::string& name) {
+  GgmlType type;
+  try {
+    type = ggml_type_from_name(name);
+  } catch (const Error&) {
+    type = GgmlType::Q2_K;  // anything that is not a cache type
+  }
+  if (!is_kv_cache_type(type))
+    fail("unknown KV cache type '", name, "' (expected f32, f16, bf16, q8_0 or q4_0)");
+  return type;
+}
+
+KvCache::KvCache(const Gemma4HParams& hp, int64_t n_ctx) : KvCache(hp, KvCacheConfig{n_ctx}) {}
+
+KvCache::KvCache(const Gemma4HParams& hp, const KvCacheConfig& config)
+    : config_(config), ring_(hp.sliding_window + config.ring_extra), sliding_window_(hp.sliding_window) {
+  if (config.n_ctx <= 0) fail("context size must be positive (got ", config.n_ctx, ")");
+  if (config.ring_extra < 0) fail("ring_extra must not be negative");
+  if (!is_kv_cache_type(config.type_k) || !is_kv_cache_type(config.type_v))
+    fail("KV cache types must be f32, f16, bf16, q8_0 or q4_0");
+  for (const LayerGeometry& g : hp.layers) {
+    const int64_t block = std::max(ggml_type_info(config.type_k).block_size, ggml_type_info(config.type_v).block_size);
+    if (g.head_dim % block != 0)
+      fail("head size ", g.head_dim, " is not a multiple of the KV cache type's block of ", block);
+    Layer l;
+    l.sliding = g.sliding;
+    l.n_head_kv = g.n_head_kv;
+    l.head_dim = g.head_dim;
+    l.slots = layer_slots(g, config.n_ctx, ring_);
+    l.k_row_bytes = ggml_row_bytes(config.type_k, int64_t(g.n_head_kv) * g.head_dim);
+    l.v_row_bytes = ggml_row_bytes(config.type_v, int64_t(g.n_head_kv) * g.head_dim);
+    // Allocated and zero-filled now: the memory is committed up front, so a long generation
+    // cannot run out of it half way.
+    l.k.assign(size_t(l.slots * l.k_row_bytes), 0);
+    l.v.assign(size_t(l.slots * l.v_row_bytes), 0);
+    layers_.push_back(std::move(l));
+  }
+}
+
+void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
+  Layer& l = layers_[size_t(layer)];
+  const int64_t s = slot(l, pos), n = int64_t(l.n_head_kv) * l.head_dim;
+  quantize_row(config_.type_k, k, l.k.data() + s * l.k_row_bytes, n);
+  quantize_row(config_.type_v, v, l.v.data() + s * l.v_row_bytes, n);
+}
+
+void KvCache::load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const {
+  const GgmlType type = keys ? config_.type_k : config_.type_v;
+  const std::vector<uint8_t>& buf = keys ? l.k : l.v;
+  const int64_t row_bytes = keys ? l.k_row_bytes : l.v_row_bytes;
+  const int64_t head_bytes = ggml_row_bytes(type, l.head_dim);
+  for (int64_t i = 0; i < n; ++i)
+    dequantize_row(type, buf.data() + slot(l, pos + i) * row_bytes + head * head_bytes, out + i * l.head_dim,
+                   l.head_dim);
+}
+
+void KvCache::load_k(int layer, int head, int64_t pos, int64_t n, float* out) const {
+  load(layers_[size_t(layer)], true, head, pos, n, out);
+}
+
+void KvCache::load_v(int layer, int head, int64_t pos, int64_t n, float* out) const {
+  load(layers_[size_t(layer)], false, head, pos, n, out);
 }
 
 int64_t KvCache::oldest_available(int layer) const {
-  return hp_->layer(layer).sliding ? std::max<int64_t>(0, n_past_ - ring_) : 0;
+  return layers_[size_t(layer)].sliding ? std::max<int64_t>(0, n_past_ - ring_) : 0;
 }
 
 void KvCache::truncate(int64_t n) {
   if (n < 0 || n > n_past_) fail("cannot truncate a cache of ", n_past_, " positions to ", n);
   // Position n attends to keys down to n - window + 1; they must not have been overwritten.
-  const int64_t needed_from = std::max<int64_t>(0, n - hp_->sliding_window + 1);
+  const int64_t needed_from = std::max<int64_t>(0, n - sliding_window_ + 1);
   if (needed_from < std::max<int64_t>(0, n_past_ - ring_))
     fail("cannot roll the sliding-window cache back from ", n_past_, " to ", n,
          " positions: the ring keeps only ", ring_, " (re-process the prompt instead)");
   n_past_ = n;
 }
 
-int64_t KvCache::planned_bytes(const Gemma4HParams& hp, int64_t n_ctx, int64_t ring_extra) {
-  int64_t total = 0;
-  for (const LayerGeometry& g : hp.layers)
-    total += 2 * layer_slots(g, n_ctx, hp.sliding_window + ring_extra) * g.n_head_kv * g.head_dim *
-             int64_t(sizeof(float));
-  return total;
+KvCache::Plan KvCache::plan(const Gemma4HParams& hp, const KvCacheConfig& config) {
+  Plan p;
+  const int64_t ring = hp.sliding_window + config.ring_extra;
+  for (const LayerGeometry& g : hp.layers) {
+    const int64_t row = int64_t(g.n_head_kv) * g.head_dim;
+    const int64_t bytes =
+        layer_slots(g, config.n_ctx, ring) * (ggml_row_bytes(config.type_k, row) + ggml_row_bytes(config.type_v, row));
+    (g.sliding ? p.sliding_bytes : p.full_bytes) += bytes;
+  }
+  return p;
+}
+
+int64_t KvCache::planned_bytes(const Gemma4HParams& hp, int64_t n_ctx) {
+  return plan(hp, KvCacheConfig{n_ctx}).total();
 }
 
 int64_t KvCache::size_bytes() const {
   int64_t total = 0;
-  for (size_t l = 0; l < k_.size(); ++l) total += int64_t((k_[l].size() + v_[l].size()) * sizeof(float));
+  for (const Layer& l : layers_) total += int64_t(l.k.size() + l.v.size());
   return total;
 }
 

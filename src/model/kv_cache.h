@@ -1,31 +1,48 @@
 // The key/value cache of one sequence (spec §2.7).
 // Full-attention layers keep every position. Sliding layers keep a ring of the last `ring`
 // positions (ring >= the window): position p lives in slot p % ring, so memory for 40 of the 12B's
-// 48 layers does not grow with the context.
+// 48 layers does not grow with the context. Rows are stored in the cache type (F32, F16, BF16,
+// Q8_0 or Q4_0); one row holds every KV head of a position, head after head.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "core/ggml_type.h"
 #include "model/hparams.h"
 
 namespace g4 {
 
+struct KvCacheConfig {
+  int64_t n_ctx = 4096;               // the most positions the sequence may hold
+  GgmlType type_k = GgmlType::F16;    // F16 by default: half the memory of F32 (spec §2.7)
+  GgmlType type_v = GgmlType::F16;
+  int64_t ring_extra = 0;             // sliding slots beyond the window: allows rolling back
+};
+
+// Whether `type` can store KV rows (F32, F16, BF16, Q8_0, Q4_0).
+bool is_kv_cache_type(GgmlType type);
+GgmlType kv_cache_type_from_name(const std::string& name);  // throws g4::Error naming the choices
+
 class KvCache {
  public:
-  // n_ctx: the most positions the sequence may hold. ring_extra: sliding slots beyond the window,
-  // which let a sequence be rolled back by that many positions (0 is enough for plain generation).
-  KvCache(const Gemma4HParams& hp, int64_t n_ctx, int64_t ring_extra = 0);
+  KvCache(const Gemma4HParams& hp, const KvCacheConfig& config);
+  KvCache(const Gemma4HParams& hp, int64_t n_ctx);  // default types
 
-  int64_t n_ctx() const { return n_ctx_; }
-  int64_t n_past() const { return n_past_; }   // positions already stored
+  int64_t n_ctx() const { return config_.n_ctx; }
+  int64_t n_past() const { return n_past_; }  // positions already stored
   int64_t ring_size() const { return ring_; }
+  GgmlType type_k() const { return config_.type_k; }
+  GgmlType type_v() const { return config_.type_v; }
+  const KvCacheConfig& config() const { return config_; }
 
-  // Row of n_head_kv * head_dim floats for `pos` in `layer` (pos must be stored or being stored).
-  float* k_row(int layer, int64_t pos) { return row(k_[size_t(layer)], layer, pos); }
-  float* v_row(int layer, int64_t pos) { return row(v_[size_t(layer)], layer, pos); }
-  const float* k_row(int layer, int64_t pos) const { return const_cast<KvCache*>(this)->k_row(layer, pos); }
-  const float* v_row(int layer, int64_t pos) const { return const_cast<KvCache*>(this)->v_row(layer, pos); }
+  // Stores float K and V rows (n_head_kv * head_dim) of `pos` in `layer`, converting to the
+  // cache types.
+  void store(int layer, int64_t pos, const float* k, const float* v);
+  // Decodes head `head` of the K (or V) rows of positions [pos, pos + n) into out[n][head_dim].
+  // The positions must be stored and still held (see oldest_available).
+  void load_k(int layer, int head, int64_t pos, int64_t n, float* out) const;
+  void load_v(int layer, int head, int64_t pos, int64_t n, float* out) const;
 
   // Oldest position still available in `layer` given n_past (sliding layers forget).
   int64_t oldest_available(int layer) const;
@@ -38,18 +55,32 @@ class KvCache {
 
   // Bytes allocated for K and V over all layers.
   int64_t size_bytes() const;
-  // What a cache for these parameters allocates, without allocating it (for memory plans).
-  static int64_t planned_bytes(const Gemma4HParams& hp, int64_t n_ctx, int64_t ring_extra = 0);
+  // What a cache for these parameters allocates, by layer kind, without allocating it.
+  struct Plan {
+    int64_t sliding_bytes = 0;
+    int64_t full_bytes = 0;
+    int64_t total() const { return sliding_bytes + full_bytes; }
+  };
+  static Plan plan(const Gemma4HParams& hp, const KvCacheConfig& config);
+  static int64_t planned_bytes(const Gemma4HParams& hp, int64_t n_ctx);  // default types
 
  private:
-  float* row(std::vector<float>& buf, int layer, int64_t pos);
+  struct Layer {
+    bool sliding;
+    int n_head_kv;
+    int head_dim;
+    int64_t slots;
+    int64_t k_row_bytes, v_row_bytes;
+    std::vector<uint8_t> k, v;
+  };
+  int64_t slot(const Layer& l, int64_t pos) const { return l.sliding ? pos % ring_ : pos; }
+  void load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const;
 
-  const Gemma4HParams* hp_;
-  int64_t n_ctx_ = 0;
+  KvCacheConfig config_;
   int64_t ring_ = 0;
+  int sliding_window_ = 0;
   int64_t n_past_ = 0;
-  std::vector<std::vector<float>> k_, v_;
-  std::vector<int64_t> row_len_;  // per layer
+  std::vector<Layer> layers_;
 };
 
 }  // namespace g4

@@ -86,6 +86,10 @@ class ForwardPass {
   void run(std::span<SequenceInput> inputs, std::vector<float>& logits);
 
   void set_trace(ForwardTrace trace) { trace_ = std::move(trace); }
+  // Bytes of scratch the pass holds now (it grows to the largest batch run so far), and what a
+  // pass of n_tokens rows holds (the activations part of a memory plan).
+  int64_t scratch_bytes() const;
+  static int64_t scratch_bytes_for(const Gemma4HParams& hp, int64_t n_tokens);
   int64_t n_embd() const { return model_.hp.n_embd; }
 
  private:
@@ -114,5 +118,16 @@ class ForwardPass {
   std::vector<float> gate_, up_;        // FFN hidden [T][ff]
   std::vector<float> rope_swa_, rope_full_;  // cos/sin per row for each layer kind
 };
+
+// What running a model takes, before running it (gemma4 info, and the check that the engine
+// stays within it).
+struct MemoryPlan {
+  int64_t weights = 0;          // tensors used, mapped from the file
+  KvCache::Plan kv;             // sliding and full layers
+  int64_t activations = 0;      // forward scratch for a batch, attention's partial sums, logits
+  int64_t total() const { return weights + kv.total() + activations; }
+};
+MemoryPlan plan_memory(const Gemma4HParams& hp, int64_t weight_bytes, const KvCacheConfig& cache,
+                       int64_t batch_size);
 
 }  // namespace g4

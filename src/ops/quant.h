@@ -33,4 +33,8 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 // float, in order. The products use exactly dequantize_row's values.
 float dot_row_ref(GgmlType type, const void* row, const float* x, int64_t n);
 
+// x := dequantize(quantize(x)): the values a row has after a round trip through `type`, so rows
+// used straight from a computation match rows read back from storage of that type (KV cache).
+void round_trip_row(GgmlType type, float* x, int64_t n);
+
 }  // namespace g4

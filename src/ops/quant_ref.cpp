@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -423,6 +424,13 @@ float dot_row_ref(GgmlType type, const void* row, const float* x, int64_t n) {
     using Block = decltype(block);
     return dot_blocks<Block>(row, x, n / Block::kElements);
   });
+}
+
+void round_trip_row(GgmlType type, float* x, int64_t n) {
+  if (type == GgmlType::F32) return;
+  std::vector<uint8_t> encoded(size_t(ggml_row_bytes(type, n)));
+  quantize_row(type, x, encoded.data(), n);
+  dequantize_row(type, encoded.data(), x, n);
 }
 
 }  // namespace g4

@@ -4,8 +4,8 @@
 
 namespace g4 {
 
-ChatSession::ChatSession(const Gemma4Model& model, ThreadPool& pool, int64_t n_ctx, MatmulMode mode)
-    : model_(model), forward_(model, pool, mode), cache_(model.hp, n_ctx) {
+ChatSession::ChatSession(const Gemma4Model& model, ThreadPool& pool, const KvCacheConfig& cache, MatmulMode mode)
+    : model_(model), forward_(model, pool, mode), cache_(model.hp, cache) {
   model.require_tokenizer();
 }
 

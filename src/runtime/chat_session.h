@@ -31,7 +31,7 @@ struct ChatTurn {
 
 class ChatSession {
  public:
-  ChatSession(const Gemma4Model& model, ThreadPool& pool, int64_t n_ctx,
+  ChatSession(const Gemma4Model& model, ThreadPool& pool, const KvCacheConfig& cache,
               MatmulMode mode = MatmulMode::kFast);
 
   void set_system(std::optional<std::string> system);  // takes effect at the next turn
