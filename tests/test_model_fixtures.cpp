@@ -185,3 +185,48 @@ TEST(FixtureIntermediatesTest, LayerOutputsTrackLlamaCpp) {
 
 }  // namespace
 }  // namespace g4
+
+namespace g4 {
+namespace {
+
+// KV cache types against the float64 reference (F32 weights, s40 and s100, recorded positions).
+// Measured (docs/kv-cache.md): max abs 1e-5 (F32), 0.0095 (F16), 0.094 (BF16), 0.24 (Q8_0),
+// 3.4 (Q4_0). The bounds are about 2.5x those: they catch a cache type that is not rounded the
+// same way on every path (that costs whole units), not float noise.
+TEST(FixtureKvCacheTest, EachCacheTypeStaysWithinItsMeasuredError) {
+  const struct {
+    GgmlType type;
+    double bound;
+  } cases[] = {{GgmlType::F32, 1e-3}, {GgmlType::F16, 0.025}, {GgmlType::BF16, 0.25}, {GgmlType::Q8_0, 0.6},
+               {GgmlType::Q4_0, 8.5}};
+  G4_REQUIRE_FIXTURE("gemma4-tiny/text-f32.gguf");
+  const auto dir = test::fixtures_dir() / "gemma4-tiny";
+  const auto model = Gemma4Model::load((dir / "text-f32.gguf").string());
+  ThreadPool pool(2);
+  for (const char* seq : {"s40", "s100"}) {
+    const json ref = read_json(dir / "ref_numpy" / (std::string("text.") + seq + ".json"));
+    const std::vector<int32_t> ids = ref["ids"].get<std::vector<int32_t>>();
+    for (const auto& c : cases) {
+      KvCache cache(model->hp, KvCacheConfig{int64_t(ids.size()), c.type, c.type});
+      ForwardPass forward(*model, pool, MatmulMode::kPrecise);
+      SequenceInput in;
+      in.cache = &cache;
+      in.tokens = ids;
+      for (size_t i = 0; i < ids.size(); ++i) in.output_rows.push_back(int32_t(i));
+      std::vector<float> logits;
+      forward.run(std::span<SequenceInput>(&in, 1), logits);
+      const int64_t V = model->n_vocab();
+      double worst = 0;
+      for (const auto& [pos, row] : ref["logits"].items()) {
+        const auto expected = row.get<std::vector<double>>();
+        for (int64_t t = 0; t < V; ++t)
+          worst = std::max(worst, std::abs(double(logits[size_t(std::stoll(pos) * V + t)]) - expected[size_t(t)]));
+      }
+      EXPECT_LE(worst, c.bound) << seq << " " << ggml_type_name(c.type);
+      if (c.type != GgmlType::F32) EXPECT_GT(worst, 1e-5) << "the cache type must actually round";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace g4
