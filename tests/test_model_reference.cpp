@@ -342,3 +342,56 @@ TEST(ForwardErrorsTest, BadInputsAreRejectedBeforeAnythingChanges) {
 
 }  // namespace
 }  // namespace g4
+
+namespace g4 {
+namespace {
+
+// A sequence's logits do not depend on what else shares the forward pass, on how its prompt is
+// chunked or on the thread count: batched serving must return exactly what a request gets alone.
+TEST(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThreadCounts) {
+  test::TempDir dir;
+  ThreadPool pool1(1), pool2(2);
+  RandomModelSpec spec;  // tiny: window 8, so chunks cross the window
+  const std::string path = (dir / "model.gguf").string();
+  write_random_gemma4(spec, path, pool2);
+  const auto model = Gemma4Model::load(path);
+  const std::vector<int32_t> a = random_ids(30, spec.n_vocab, 1), b = random_ids(17, spec.n_vocab, 2);
+
+  // Logits of every position of `ids`, fed in chunks, optionally alongside another sequence.
+  auto run = [&](ThreadPool& pool, size_t chunk, const std::vector<int32_t>* other, MatmulMode mode) {
+    KvCache cache(model->hp, KvCacheConfig{64}), other_cache(model->hp, KvCacheConfig{64});
+    ForwardPass forward(*model, pool, mode);
+    std::vector<float> all, logits;
+    size_t other_pos = 0;
+    for (size_t start = 0; start < a.size(); start += chunk) {
+      std::vector<SequenceInput> inputs(1);
+      inputs[0].cache = &cache;
+      inputs[0].tokens.assign(a.begin() + std::ptrdiff_t(start), a.begin() + std::ptrdiff_t(std::min(a.size(), start + chunk)));
+      for (size_t i = 0; i < inputs[0].tokens.size(); ++i) inputs[0].output_rows.push_back(int32_t(i));
+      if (other && other_pos < other->size()) {
+        SequenceInput o;
+        o.cache = &other_cache;
+        const size_t n = std::min<size_t>(7, other->size() - other_pos);
+        o.tokens.assign(other->begin() + std::ptrdiff_t(other_pos), other->begin() + std::ptrdiff_t(other_pos + n));
+        o.output_rows = {int32_t(n - 1)};
+        other_pos += n;
+        inputs.insert(inputs.begin(), std::move(o));  // the other sequence's rows come first
+      }
+      forward.run(inputs, logits);
+      const size_t skip = inputs.size() == 2 ? size_t(model->n_vocab()) : 0;
+      all.insert(all.end(), logits.begin() + std::ptrdiff_t(skip), logits.end());
+    }
+    return all;
+  };
+  for (MatmulMode mode : {MatmulMode::kPrecise, MatmulMode::kFast}) {
+    const std::vector<float> alone = run(pool1, a.size(), nullptr, mode);
+    EXPECT_EQ(run(pool2, a.size(), nullptr, mode), alone) << "thread count changed the result";
+    EXPECT_EQ(run(pool2, 1, nullptr, mode), alone) << "token by token";
+    EXPECT_EQ(run(pool2, 9, nullptr, mode), alone) << "chunks of 9";
+    EXPECT_EQ(run(pool2, 9, &b, mode), alone) << "batched with another sequence";
+    EXPECT_EQ(run(pool1, 4, &b, mode), alone) << "batched, one thread";
+  }
+}
+
+}  // namespace
+}  // namespace g4

@@ -14,22 +14,55 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Running softmax state of one (query row, head): max score, sum of exp, weighted value sum.
-struct SoftmaxState {
-  float max = kNegInf;
-  float sum = 0.0f;
-  float* acc = nullptr;  // head_dim values
+// Keys are visited in tiles, tiles grouped into splits, splits into groups, all at absolute
+// position boundaries. A row's result therefore depends only on the row and its keys, never on
+// which other rows share the pass, how a prompt was chunked or how many threads run: batched
+// requests give bit for bit what they give alone.
+constexpr int64_t kSplit = 1024;      // keys per partial softmax state
+constexpr int64_t kGroup = 8 * kSplit; // keys per unit of parallel work in decode
+
+// Running softmax state of one (row, head): max score, sum of exp, weighted value sum.
+struct StateRef {
+  float* max;
+  float* sum;
+  float* acc;  // head_dim values
 };
 
-// Merges partial states over disjoint key ranges (the same formula as each online update).
-void merge(SoftmaxState& into, const SoftmaxState& from, int64_t head_dim) {
-  if (from.max == kNegInf) return;
-  const float m = std::max(into.max, from.max);
-  const float a = into.max == kNegInf ? 0.0f : std::exp(into.max - m), b = std::exp(from.max - m);
-  for (int64_t d = 0; d < head_dim; ++d) into.acc[d] = into.acc[d] * a + from.acc[d] * b;
-  into.sum = into.sum * a + from.sum * b;
-  into.max = m;
+void reset(StateRef s, int64_t hd) {
+  *s.max = kNegInf;
+  *s.sum = 0.0f;
+  std::fill_n(s.acc, hd, 0.0f);
 }
+
+// into := into (+) from, for partial states over consecutive key ranges. An empty state (max
+// -inf) is an exact identity on either side.
+void merge(StateRef into, StateRef from, int64_t hd) {
+  if (*from.max == kNegInf) return;
+  if (*into.max == kNegInf) {
+    *into.max = *from.max;
+    *into.sum = *from.sum;
+    std::copy_n(from.acc, hd, into.acc);
+    return;
+  }
+  const float m = std::max(*into.max, *from.max);
+  const float a = std::exp(*into.max - m), b = std::exp(*from.max - m);
+  for (int64_t d = 0; d < hd; ++d) into.acc[d] = into.acc[d] * a + from.acc[d] * b;
+  *into.sum = *into.sum * a + *from.sum * b;
+  *into.max = m;
+}
+
+// State buffers for rows x heads.
+struct States {
+  std::vector<float> max, sum, acc;
+  int64_t hd = 0;
+  void resize(int64_t count, int64_t head_dim) {
+    hd = head_dim;
+    max.assign(size_t(count), kNegInf);
+    sum.assign(size_t(count), 0.0f);
+    acc.assign(size_t(count * head_dim), 0.0f);
+  }
+  StateRef at(int64_t i) { return {&max[size_t(i)], &sum[size_t(i)], &acc[size_t(i * hd)]}; }
+};
 
 }  // namespace
 
@@ -51,106 +84,140 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
       hi[size_t(i)] = pos0 + j;
     }
   }
-  const int64_t span_lo = *std::min_element(lo.begin(), lo.end());
-  const int64_t span_hi = *std::max_element(hi.begin(), hi.end());
+  const int64_t first_group = *std::min_element(lo.begin(), lo.end()) / kGroup;
+  const int64_t last_group = *std::max_element(hi.begin(), hi.end()) / kGroup;
+  const int64_t n_groups = last_group - first_group + 1;
 
-  // Work items: tiles of query rows x KV heads x splits of the key range. The state of a tile
-  // (rows x heads sharing the KV head x head_dim) is kept around 64 KiB; decode, which has a single
-  // row, splits the keys so every thread has work even on the full layers' single KV head.
+  // Work items: tiles of rows x KV heads (x groups of keys in decode). A tile's state (rows x the
+  // heads sharing a KV head x head_dim) is kept around 64 KiB.
   const int64_t row_tile = std::clamp<int64_t>(16384 / (int64_t(heads_per_kv) * hd), 1, 32);
-  const int64_t key_tile = std::max<int64_t>(16, 16384 / hd);
+  const int64_t key_tile = std::max<int64_t>(16, 16384 / hd);  // divides kSplit for every head size
   const int64_t n_row_tiles = (n + row_tile - 1) / row_tile;
   const int64_t base_items = n_row_tiles * g.n_head_kv;
-  int64_t n_splits = 1;
-  if (base_items < 2 * pool.size())
-    n_splits = std::clamp<int64_t>((2 * pool.size() + base_items - 1) / base_items, 1,
-                                   std::max<int64_t>(1, (span_hi - span_lo + 1) / 256));
-  const int64_t split_len = (span_hi - span_lo + 1 + n_splits - 1) / n_splits;
+  const int64_t states_per_item = row_tile * heads_per_kv;
+  auto state_index = [&](int64_t base, int64_t i, int hj) {
+    return base * states_per_item + (i - (base / g.n_head_kv) * row_tile) * heads_per_kv + hj;
+  };
 
-  // Partial states: [item][row in tile][head in group] -> max, sum, acc[hd].
-  const int64_t state_per_item = row_tile * heads_per_kv;
-  std::vector<float> part_max(size_t(base_items * n_splits * state_per_item), kNegInf);
-  std::vector<float> part_sum(part_max.size(), 0.0f);
-  std::vector<float> part_acc(part_max.size() * size_t(hd), 0.0f);
-
-  pool.parallel_for(base_items * n_splits, 1, [&](int64_t begin, int64_t end, int) {
-    std::vector<float> k_buf(static_cast<size_t>(key_tile * hd)), v_buf(static_cast<size_t>(key_tile * hd)), scores(static_cast<size_t>(key_tile));
-    std::vector<const float*> k_ptr(static_cast<size_t>(key_tile)), v_ptr(static_cast<size_t>(key_tile));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t split = item % n_splits, base = item / n_splits;
-      const int kv_head = int(base % g.n_head_kv);
-      const int64_t i0 = (base / g.n_head_kv) * row_tile, i1 = std::min(n, i0 + row_tile);
-      int64_t k_lo = span_lo + split * split_len, k_hi = std::min(span_hi, k_lo + split_len - 1);
-      k_lo = std::max(k_lo, *std::min_element(lo.begin() + i0, lo.begin() + i1));
-      k_hi = std::min(k_hi, *std::max_element(hi.begin() + i0, hi.begin() + i1));
-      const size_t state0 = size_t(item * state_per_item);
-
-      for (int64_t t0 = k_lo; t0 <= k_hi; t0 += key_tile) {
-        const int64_t t1 = std::min(k_hi + 1, t0 + key_tile);
+  // Accumulates keys [group * kGroup, (group + 1) * kGroup) of one work item into `out` (fresh).
+  auto run_group = [&](int64_t base, int64_t group, States& out, int64_t out_base, std::vector<float>& k_buf,
+                       std::vector<float>& v_buf, std::vector<float>& scores, States& split_state) {
+    const int kv_head = int(base % g.n_head_kv);
+    const int64_t i0 = (base / g.n_head_kv) * row_tile, i1 = std::min(n, i0 + row_tile);
+    for (int64_t i = i0; i < i1; ++i)
+      for (int hj = 0; hj < heads_per_kv; ++hj) reset(out.at(out_base + state_index(base, i, hj) - base * states_per_item), hd);
+    const int64_t row_lo = *std::min_element(lo.begin() + i0, lo.begin() + i1);
+    const int64_t row_hi = *std::max_element(hi.begin() + i0, hi.begin() + i1);
+    for (int64_t s0 = group * kGroup; s0 < (group + 1) * kGroup; s0 += kSplit) {
+      if (s0 > row_hi || s0 + kSplit <= row_lo) continue;
+      for (int64_t i = i0; i < i1; ++i)
+        for (int hj = 0; hj < heads_per_kv; ++hj) reset(split_state.at((i - i0) * heads_per_kv + hj), hd);
+      for (int64_t t0 = s0; t0 < s0 + kSplit; t0 += key_tile) {
+        const int64_t a0 = std::max(t0, row_lo), b0 = std::min(t0 + key_tile - 1, row_hi);
+        if (a0 > b0) continue;
         // Keys/values of the tile: from the cache before pos0, from this pass after.
-        const int64_t cached_end = std::min(t1, pos0);
-        if (t0 < cached_end) {
-          in.cache->load_k(in.layer, kv_head, t0, cached_end - t0, k_buf.data());
-          in.cache->load_v(in.layer, kv_head, t0, cached_end - t0, v_buf.data());
+        const int64_t cached_end = std::min(b0 + 1, pos0);
+        if (a0 < cached_end) {
+          in.cache->load_k(in.layer, kv_head, a0, cached_end - a0, k_buf.data());
+          in.cache->load_v(in.layer, kv_head, a0, cached_end - a0, v_buf.data());
         }
-        for (int64_t p = t0; p < t1; ++p) {
-          const size_t j = size_t(p - t0);
-          k_ptr[j] = p < pos0 ? &k_buf[j * size_t(hd)] : in.k + (p - pos0) * kv_row + kv_head * hd;
-          v_ptr[j] = p < pos0 ? &v_buf[j * size_t(hd)] : in.v + (p - pos0) * kv_row + kv_head * hd;
-        }
+        auto key = [&](int64_t p) {
+          return p < pos0 ? &k_buf[size_t((p - a0) * hd)] : in.k + (p - pos0) * kv_row + kv_head * hd;
+        };
+        auto value = [&](int64_t p) {
+          return p < pos0 ? &v_buf[size_t((p - a0) * hd)] : in.v + (p - pos0) * kv_row + kv_head * hd;
+        };
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t a = std::max(t0, lo[size_t(i)]), b = std::min(t1 - 1, hi[size_t(i)]);
+          const int64_t a = std::max(a0, lo[size_t(i)]), b = std::min(b0, hi[size_t(i)]);
           if (a > b) continue;
           for (int hj = 0; hj < heads_per_kv; ++hj) {
-            const int h = kv_head * heads_per_kv + hj;
-            const float* q = in.q + i * q_row + h * hd;
-            const size_t s = state0 + size_t((i - i0) * heads_per_kv + hj);
+            const float* q = in.q + i * q_row + (kv_head * heads_per_kv + hj) * hd;
+            StateRef st = split_state.at((i - i0) * heads_per_kv + hj);
             float tile_max = kNegInf;
             for (int64_t p = a; p <= b; ++p) {
-              const float score = dot_f32(q, k_ptr[size_t(p - t0)], hd);  // attention scale 1.0
-              scores[size_t(p - a)] = score;
-              tile_max = std::max(tile_max, score);
+              scores[size_t(p - a)] = dot_f32(q, key(p), hd);  // attention scale 1.0
+              tile_max = std::max(tile_max, scores[size_t(p - a)]);
             }
-            float* acc = &part_acc[s * size_t(hd)];
-            const float m = std::max(part_max[s], tile_max);
-            if (part_max[s] != kNegInf && part_max[s] != m) {
-              const float rescale = std::exp(part_max[s] - m);
-              part_sum[s] *= rescale;
-              for (int64_t d = 0; d < hd; ++d) acc[d] *= rescale;
+            const float m = std::max(*st.max, tile_max);
+            if (*st.max != kNegInf && *st.max != m) {
+              const float rescale = std::exp(*st.max - m);
+              *st.sum *= rescale;
+              for (int64_t d = 0; d < hd; ++d) st.acc[d] *= rescale;
             }
-            part_max[s] = m;
+            *st.max = m;
             for (int64_t p = a; p <= b; ++p) {
               const float w = std::exp(scores[size_t(p - a)] - m);
-              part_sum[s] += w;
-              const float* v = v_ptr[size_t(p - t0)];
-              for (int64_t d = 0; d < hd; ++d) acc[d] += w * v[d];
+              *st.sum += w;
+              const float* v = value(p);
+              for (int64_t d = 0; d < hd; ++d) st.acc[d] += w * v[d];
             }
           }
         }
       }
-    }
-  });
-
-  // Merge the key splits and normalize.
-  pool.parallel_for(base_items, 1, [&](int64_t begin, int64_t end, int) {
-    for (int64_t base = begin; base < end; ++base) {
-      const int kv_head = int(base % g.n_head_kv);
-      const int64_t i0 = (base / g.n_head_kv) * row_tile, i1 = std::min(n, i0 + row_tile);
       for (int64_t i = i0; i < i1; ++i)
-        for (int hj = 0; hj < heads_per_kv; ++hj) {
-          const size_t offset = size_t((i - i0) * heads_per_kv + hj);
-          const size_t first = size_t(base * n_splits * state_per_item) + offset;
-          SoftmaxState total{part_max[first], part_sum[first], &part_acc[first * size_t(hd)]};
-          for (int64_t split = 1; split < n_splits; ++split) {
-            const size_t s = size_t((base * n_splits + split) * state_per_item) + offset;
-            merge(total, SoftmaxState{part_max[s], part_sum[s], &part_acc[s * size_t(hd)]}, hd);
-          }
-          float* out = in.out + i * q_row + (kv_head * heads_per_kv + hj) * hd;
-          const float inv = 1.0f / total.sum;
-          for (int64_t d = 0; d < hd; ++d) out[d] = total.acc[d] * inv;
-        }
+        for (int hj = 0; hj < heads_per_kv; ++hj)
+          merge(out.at(out_base + state_index(base, i, hj) - base * states_per_item),
+                split_state.at((i - i0) * heads_per_kv + hj), hd);
     }
-  });
+  };
+
+  States total;  // [base item][row in tile][head in group]
+  total.resize(base_items * states_per_item, hd);
+  auto scratch = [&](std::vector<float>& k_buf, std::vector<float>& v_buf, std::vector<float>& scores,
+                     States& split_state) {
+    k_buf.resize(size_t(key_tile * hd));
+    v_buf.resize(size_t(key_tile * hd));
+    scores.resize(size_t(key_tile));
+    split_state.resize(states_per_item, hd);
+  };
+
+  if (base_items >= 2 * pool.size() || n_groups == 1) {
+    // Prefill: enough row tiles to keep every thread busy; key groups one after the other.
+    States group_states;
+    group_states.resize(base_items * states_per_item, hd);
+    for (int64_t group = first_group; group <= last_group; ++group) {
+      pool.parallel_for(base_items, 1, [&](int64_t begin, int64_t end, int) {
+        std::vector<float> k_buf, v_buf, scores;
+        States split_state;
+        scratch(k_buf, v_buf, scores, split_state);
+        for (int64_t base = begin; base < end; ++base) {
+          run_group(base, group, group_states, base * states_per_item, k_buf, v_buf, scores, split_state);
+          for (int64_t s = base * states_per_item; s < (base + 1) * states_per_item; ++s)
+            merge(total.at(s), group_states.at(s), hd);
+        }
+      });
+    }
+  } else {
+    // Decode: few rows; the key groups run in parallel, then merge in order.
+    States group_states;
+    group_states.resize(base_items * n_groups * states_per_item, hd);
+    pool.parallel_for(base_items * n_groups, 1, [&](int64_t begin, int64_t end, int) {
+      std::vector<float> k_buf, v_buf, scores;
+      States split_state;
+      scratch(k_buf, v_buf, scores, split_state);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t base = item / n_groups, group = first_group + item % n_groups;
+        run_group(base, group, group_states, item * states_per_item, k_buf, v_buf, scores, split_state);
+      }
+    });
+    for (int64_t base = 0; base < base_items; ++base)
+      for (int64_t gi = 0; gi < n_groups; ++gi)
+        for (int64_t s = 0; s < states_per_item; ++s)
+          merge(total.at(base * states_per_item + s), group_states.at((base * n_groups + gi) * states_per_item + s), hd);
+  }
+
+  // Normalize into the output rows.
+  for (int64_t base = 0; base < base_items; ++base) {
+    const int kv_head = int(base % g.n_head_kv);
+    const int64_t i0 = (base / g.n_head_kv) * row_tile, i1 = std::min(n, i0 + row_tile);
+    for (int64_t i = i0; i < i1; ++i)
+      for (int hj = 0; hj < heads_per_kv; ++hj) {
+        StateRef st = total.at(state_index(base, i, hj));
+        float* out = in.out + i * q_row + (kv_head * heads_per_kv + hj) * hd;
+        const float inv = 1.0f / *st.sum;
+        for (int64_t d = 0; d < hd; ++d) out[d] = st.acc[d] * inv;
+      }
+  }
 }
 
 }  // namespace g4
