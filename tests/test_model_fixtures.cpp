@@ -223,7 +223,9 @@ TEST(FixtureKvCacheTest, EachCacheTypeStaysWithinItsMeasuredError) {
           worst = std::max(worst, std::abs(double(logits[size_t(std::stoll(pos) * V + t)]) - expected[size_t(t)]));
       }
       EXPECT_LE(worst, c.bound) << seq << " " << ggml_type_name(c.type);
-      if (c.type != GgmlType::F32) EXPECT_GT(worst, 1e-5) << "the cache type must actually round";
+      if (c.type != GgmlType::F32) {
+        EXPECT_GT(worst, 1e-5) << "the cache type must actually round";
+      }
     }
   }
 }

@@ -54,10 +54,9 @@ KvCache::KvCache(const Gemma4HParams& hp, const KvCacheConfig& config)
     l.slots = layer_slots(g, config.n_ctx, ring_);
     l.k_row_bytes = ggml_row_bytes(config.type_k, int64_t(g.n_head_kv) * g.head_dim);
     l.v_row_bytes = ggml_row_bytes(config.type_v, int64_t(g.n_head_kv) * g.head_dim);
-    // Allocated and zero-filled now: the memory is committed up front, so a long generation
-    // cannot run out of it half way.
-    l.k.assign(size_t(l.slots * l.k_row_bytes), 0);
-    l.v.assign(size_t(l.slots * l.v_row_bytes), 0);
+    // Committed now (LargeBuffer), so a long generation cannot run out of memory half way.
+    l.k = LargeBuffer(size_t(l.slots * l.k_row_bytes));
+    l.v = LargeBuffer(size_t(l.slots * l.v_row_bytes));
     layers_.push_back(std::move(l));
   }
 }
@@ -71,7 +70,7 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
 
 void KvCache::load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const {
   const GgmlType type = keys ? config_.type_k : config_.type_v;
-  const std::vector<uint8_t>& buf = keys ? l.k : l.v;
+  const LargeBuffer& buf = keys ? l.k : l.v;
   const int64_t row_bytes = keys ? l.k_row_bytes : l.v_row_bytes;
   const int64_t head_bytes = ggml_row_bytes(type, l.head_dim);
   for (int64_t i = 0; i < n; ++i)

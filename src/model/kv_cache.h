@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/ggml_type.h"
+#include "core/large_buffer.h"
 #include "model/hparams.h"
 
 namespace g4 {
@@ -71,7 +72,7 @@ class KvCache {
     int head_dim;
     int64_t slots;
     int64_t k_row_bytes, v_row_bytes;
-    std::vector<uint8_t> k, v;
+    LargeBuffer k, v;
   };
   int64_t slot(const Layer& l, int64_t pos) const { return l.sliding ? pos % ring_ : pos; }
   void load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const;
