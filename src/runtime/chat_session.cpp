@@ -4,8 +4,9 @@
 
 namespace g4 {
 
-ChatSession::ChatSession(const Gemma4Model& model, ThreadPool& pool, const KvCacheConfig& cache, MatmulMode mode)
-    : model_(model), forward_(model, pool, mode), cache_(model.hp, cache) {
+ChatSession::ChatSession(const Gemma4Model& model, ThreadPool& pool, const KvCacheConfig& cache, MatmulMode mode,
+                         const MultimodalProjector* projector)
+    : model_(model), pool_(pool), projector_(projector), forward_(model, pool, mode), cache_(model.hp, cache) {
   model.require_tokenizer();
 }
 
@@ -21,6 +22,7 @@ void ChatSession::set_thinking(bool on) {
 
 void ChatSession::reset() {
   messages_ = nlohmann::ordered_json::array();
+  media_.clear();
   cache_.clear();
   stale_ = false;
 }
@@ -35,6 +37,12 @@ nlohmann::ordered_json ChatSession::request(bool add_generation_prompt) const {
 }
 
 ChatTurn ChatSession::send(const nlohmann::ordered_json& content, Sampler& sampler, int64_t max_tokens,
+                           const std::function<bool(const OutputEvent&)>& on_event) {
+  return send(content, {}, sampler, max_tokens, on_event);
+}
+
+ChatTurn ChatSession::send(const nlohmann::ordered_json& content, const std::vector<MediaItem>& media,
+                           Sampler& sampler, int64_t max_tokens,
                            const std::function<bool(const OutputEvent&)>& on_event) {
   const Tokenizer& tok = model_.require_tokenizer();
   const std::string before = messages_.empty() ? std::string() : render_chat_prompt(model_, request(false));
@@ -65,7 +73,16 @@ ChatTurn ChatSession::send(const nlohmann::ordered_json& content, Sampler& sampl
     stale_ = false;
     new_text = after;
   }
-  const std::vector<TokenId> prompt = tokenize_prompt(tok, new_text, /*add_bos=*/cache_.n_past() == 0);
+  // The new text holds this turn's placeholders only, unless the whole conversation is re-read.
+  std::vector<MediaItem> turn_media = turn.reprocessed || cache_.n_past() == 0 ? media_ : std::vector<MediaItem>{};
+  turn_media.insert(turn_media.end(), media.begin(), media.end());
+  Prompt prompt;
+  try {
+    prompt = PromptBuilder(model_, projector_, pool_).build(new_text, turn_media, /*add_bos=*/cache_.n_past() == 0);
+  } catch (...) {
+    messages_.erase(messages_.size() - 1);
+    throw;
+  }
   turn.prompt_tokens = int64_t(prompt.size());
 
   OutputStream stream(tok);
@@ -95,6 +112,7 @@ ChatTurn ChatSession::send(const nlohmann::ordered_json& content, Sampler& sampl
     reply["tool_calls"] = calls;
   }
   messages_.push_back(reply);
+  media_.insert(media_.end(), media.begin(), media.end());
   return turn;
 }
 

@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "runtime/chat.h"
 #include "runtime/generate.h"
+#include "runtime/prompt.h"
 
 namespace g4 {
 
@@ -31,8 +32,9 @@ struct ChatTurn {
 
 class ChatSession {
  public:
+  // `projector` (may be null) lets user messages carry images, audio and video.
   ChatSession(const Gemma4Model& model, ThreadPool& pool, const KvCacheConfig& cache,
-              MatmulMode mode = MatmulMode::kFast);
+              MatmulMode mode = MatmulMode::kFast, const MultimodalProjector* projector = nullptr);
 
   void set_system(std::optional<std::string> system);  // takes effect at the next turn
   void set_thinking(bool on);
@@ -43,6 +45,10 @@ class ChatSession {
   // on_event sees reasoning / content / tool-call events as they stream; return false to stop.
   ChatTurn send(const nlohmann::ordered_json& content, Sampler& sampler, int64_t max_tokens,
                 const std::function<bool(const OutputEvent&)>& on_event = {});
+  // The same with media: each item fills the next placeholder of its kind that the content's
+  // parts make the template write (or that the text contains).
+  ChatTurn send(const nlohmann::ordered_json& content, const std::vector<MediaItem>& media, Sampler& sampler,
+                int64_t max_tokens, const std::function<bool(const OutputEvent&)>& on_event = {});
 
   const nlohmann::ordered_json& messages() const { return messages_; }
   const KvCache& cache() const { return cache_; }
@@ -51,6 +57,9 @@ class ChatSession {
   nlohmann::ordered_json request(bool add_generation_prompt) const;
 
   const Gemma4Model& model_;
+  ThreadPool& pool_;
+  const MultimodalProjector* projector_;
+  std::vector<MediaItem> media_;  // every turn's media, in order: a re-read needs them all
   ForwardPass forward_;
   KvCache cache_;
   std::optional<std::string> system_;
