@@ -37,16 +37,19 @@ inline std::vector<float> gguf_values(const GgufTensorInfo& t) {
   std::vector<float> out(static_cast<size_t>(t.n_elements()));
   const int64_t cols = t.ne[0], rows = t.n_elements() / cols;
   const int64_t row_bytes = ggml_row_bytes(t.type, cols);
-  for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + r * row_bytes, out.data() + r * cols, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    dequantize_row(t.type, t.data + r * row_bytes, out.data() + r * cols, cols);
   return out;
 }
 
 class HfShardWriter {
  public:
-  HfShardWriter(SafetensorsDtype dtype, int n_shards) : dtype_(dtype), shards_(size_t(std::max(1, n_shards))) {}
+  HfShardWriter(SafetensorsDtype dtype, int n_shards)
+      : dtype_(dtype), shards_(size_t(std::max(1, n_shards))) {}
 
   // `group` picks the shard (e.g. the layer), so related tensors may land in different shards.
-  void add(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values, int group) {
+  void add(const std::string& name, const std::vector<int64_t>& shape,
+           const std::vector<float>& values, int group) {
     std::vector<uint8_t> bytes;
     if (dtype_ == SafetensorsDtype::F32) {
       bytes.resize(values.size() * 4);
@@ -54,7 +57,8 @@ class HfShardWriter {
     } else {
       bytes.resize(values.size() * 2);
       for (size_t i = 0; i < values.size(); ++i) {
-        const uint16_t h = dtype_ == SafetensorsDtype::BF16 ? f32_to_bf16(values[i]) : f32_to_fp16(values[i]);
+        const uint16_t h =
+            dtype_ == SafetensorsDtype::BF16 ? f32_to_bf16(values[i]) : f32_to_fp16(values[i]);
         std::memcpy(bytes.data() + 2 * i, &h, 2);
       }
     }
@@ -113,10 +117,12 @@ inline nlohmann::ordered_json tokenizer_json_of(const GgufFile& f) {
   j["version"] = "1.0";
   j["added_tokens"] = added;
   j["post_processor"] = {{"type", "TemplateProcessing"},
-                         {"single", {{{"SpecialToken", {{"id", "<bos>"}, {"type_id", 0}}}},
-                                     {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
-  j["model"] = {{"type", "BPE"},         {"dropout", nullptr}, {"unk_token", "<unk>"},
-                {"byte_fallback", true}, {"vocab", vocab},     {"merges", f.get_string_array("tokenizer.ggml.merges")}};
+                         {"single",
+                          {{{"SpecialToken", {{"id", "<bos>"}, {"type_id", 0}}}},
+                           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
+  j["model"] = {{"type", "BPE"},        {"dropout", nullptr},
+                {"unk_token", "<unk>"}, {"byte_fallback", true},
+                {"vocab", vocab},       {"merges", f.get_string_array("tokenizer.ggml.merges")}};
   return j;
 }
 
@@ -155,9 +161,12 @@ inline nlohmann::ordered_json config_json_of(const GgufFile& f, const GgufFile* 
   text["sliding_window"] = f.get_int(a + "attention.sliding_window");
   text["layer_types"] = layer_types;
   text["rope_parameters"] = {
-      {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", f.get_float(a + "rope.freq_base_swa")}}},
+      {"sliding_attention",
+       {{"rope_type", "default"}, {"rope_theta", f.get_float(a + "rope.freq_base_swa")}}},
       {"full_attention",
-       {{"rope_type", "proportional"}, {"partial_rotary_factor", partial}, {"rope_theta", f.get_float(a + "rope.freq_base")}}}};
+       {{"rope_type", "proportional"},
+        {"partial_rotary_factor", partial},
+        {"rope_theta", f.get_float(a + "rope.freq_base")}}}};
   text["rms_norm_eps"] = f.get_float(a + "attention.layer_norm_rms_epsilon");
   text["final_logit_softcapping"] = f.get_float(a + "final_logit_softcapping");
   text["attention_bias"] = false;
@@ -178,35 +187,38 @@ inline nlohmann::ordered_json config_json_of(const GgufFile& f, const GgufFile* 
   c["text_config"] = text;
   if (mmproj) {
     const GgufTensorInfo& pos = mmproj->tensor("v.position_embd.weight");
-    c["vision_config"] = {{"model_type", "gemma4_unified_vision"},
-                          {"patch_size", mmproj->get_int("clip.vision.patch_size")},
-                          {"pooling_kernel_size", 3},
-                          {"model_patch_size", 3 * mmproj->get_int("clip.vision.patch_size")},
-                          {"mm_embed_dim", mmproj->get_int("clip.vision.embedding_length")},
-                          {"mm_posemb_size", pos.ne[1]},
-                          {"num_soft_tokens", 280},
-                          {"output_proj_dims", mmproj->get_int("clip.vision.projection_dim")},
-                          {"rms_norm_eps", mmproj->get_float("clip.vision.attention.layer_norm_epsilon")}};
-    c["audio_config"] = {{"model_type", "gemma4_unified_audio"},
-                         {"audio_embed_dim", mmproj->get_int("clip.audio.embedding_length")},
-                         {"audio_samples_per_token", mmproj->get_int("clip.audio.embedding_length")},
-                         {"hidden_size", mmproj->get_int("clip.audio.embedding_length")},
-                         {"output_proj_dims", mmproj->get_int("clip.audio.projection_dim")},
-                         {"rms_norm_eps", mmproj->get_float("clip.audio.attention.layer_norm_epsilon")}};
+    c["vision_config"] = {
+        {"model_type", "gemma4_unified_vision"},
+        {"patch_size", mmproj->get_int("clip.vision.patch_size")},
+        {"pooling_kernel_size", 3},
+        {"model_patch_size", 3 * mmproj->get_int("clip.vision.patch_size")},
+        {"mm_embed_dim", mmproj->get_int("clip.vision.embedding_length")},
+        {"mm_posemb_size", pos.ne[1]},
+        {"num_soft_tokens", 280},
+        {"output_proj_dims", mmproj->get_int("clip.vision.projection_dim")},
+        {"rms_norm_eps", mmproj->get_float("clip.vision.attention.layer_norm_epsilon")}};
+    c["audio_config"] = {
+        {"model_type", "gemma4_unified_audio"},
+        {"audio_embed_dim", mmproj->get_int("clip.audio.embedding_length")},
+        {"audio_samples_per_token", mmproj->get_int("clip.audio.embedding_length")},
+        {"hidden_size", mmproj->get_int("clip.audio.embedding_length")},
+        {"output_proj_dims", mmproj->get_int("clip.audio.projection_dim")},
+        {"rms_norm_eps", mmproj->get_float("clip.audio.attention.layer_norm_epsilon")}};
   }
   return c;
 }
 
 // Writes `dir` as a HF checkpoint holding the numbers of `text` (and `mmproj`, whose CHW patch
 // weights are turned back into HF's HWC order).
-inline void export_hf_checkpoint(const GgufFile& text, const GgufFile* mmproj, const std::filesystem::path& dir,
-                                 const HfExportOptions& options) {
+inline void export_hf_checkpoint(const GgufFile& text, const GgufFile* mmproj,
+                                 const std::filesystem::path& dir, const HfExportOptions& options) {
   std::filesystem::create_directories(dir);
   HfShardWriter shards(options.dtype, options.n_shards);
   const std::string lm = "model.language_model.";
   const GgufTensorInfo& embd = text.tensor("token_embd.weight");
   shards.add(lm + "embed_tokens.weight", {embd.ne[1], embd.ne[0]}, gguf_values(embd), 0);
-  shards.add(lm + "norm.weight", {text.tensor("output_norm.weight").ne[0]}, gguf_values(text.tensor("output_norm.weight")), 1);
+  shards.add(lm + "norm.weight", {text.tensor("output_norm.weight").ne[0]},
+             gguf_values(text.tensor("output_norm.weight")), 1);
   // spec §5.1 table: GGUF name -> HF name.
   const std::pair<const char*, const char*> kLayer[] = {
       {"attn_norm.weight", "input_layernorm.weight"},
@@ -244,7 +256,8 @@ inline void export_hf_checkpoint(const GgufFile& text, const GgufFile* mmproj, c
         for (int64_t ch = 0; ch < 3; ++ch)
           for (int64_t r = 0; r < P; ++r)
             for (int64_t c = 0; c < P; ++c)
-              hwc[size_t(row * dim + (r * P + c) * 3 + ch)] = chw[size_t(row * dim + ch * area + r * P + c)];
+              hwc[size_t(row * dim + (r * P + c) * 3 + ch)] =
+                  chw[size_t(row * dim + ch * area + r * P + c)];
       return hwc;
     };
     const auto vec = [&](const char* name) { return gguf_values(mmproj->tensor(name)); };
@@ -263,25 +276,31 @@ inline void export_hf_checkpoint(const GgufFile& text, const GgufFile* mmproj, c
     std::vector<float> hf_pos(pos.size());
     for (int64_t t = 0; t < 2; ++t)
       for (int64_t p = 0; p < posemb; ++p)
-        std::memcpy(&hf_pos[size_t((p * 2 + t) * dm)], &pos[size_t((t * posemb + p) * dm)], size_t(dm) * 4);
+        std::memcpy(&hf_pos[size_t((p * 2 + t) * dm)], &pos[size_t((t * posemb + p) * dm)],
+                    size_t(dm) * 4);
     shards.add(ve + "pos_embedding", {posemb, 2, dm}, hf_pos, 0);
     const GgufTensorInfo& proj = mmproj->tensor("mm.input_projection.weight");
-    shards.add("model.embed_vision.embedding_projection.weight", {proj.ne[1], proj.ne[0]}, gguf_values(proj), 1);
+    shards.add("model.embed_vision.embedding_projection.weight", {proj.ne[1], proj.ne[0]},
+               gguf_values(proj), 1);
     const GgufTensorInfo& aproj = mmproj->tensor("mm.a.input_projection.weight");
-    shards.add("model.embed_audio.embedding_projection.weight", {aproj.ne[1], aproj.ne[0]}, gguf_values(aproj), 0);
+    shards.add("model.embed_audio.embedding_projection.weight", {aproj.ne[1], aproj.ne[0]},
+               gguf_values(aproj), 0);
   }
-  for (const auto& [name, shape_values] : options.extra) shards.add(name, shape_values.first, shape_values.second, 0);
+  for (const auto& [name, shape_values] : options.extra)
+    shards.add(name, shape_values.first, shape_values.second, 0);
   shards.write(dir);
 
   std::ofstream(dir / "config.json") << config_json_of(text, mmproj).dump(2);
   if (options.tokenizer) {
     std::ofstream(dir / "tokenizer.json") << tokenizer_json_of(text).dump();
-    nlohmann::ordered_json tc = {{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"unk_token", "<unk>"},
-                                 {"pad_token", "<pad>"}, {"mask_token", "<mask>"}, {"add_bos_token", true},
+    nlohmann::ordered_json tc = {{"bos_token", "<bos>"},   {"eos_token", "<eos>"},
+                                 {"unk_token", "<unk>"},   {"pad_token", "<pad>"},
+                                 {"mask_token", "<mask>"}, {"add_bos_token", true},
                                  {"add_eos_token", false}};
     std::ofstream(dir / "tokenizer_config.json") << tc.dump(2);
   }
-  if (!options.chat_template.empty()) std::ofstream(dir / "chat_template.jinja") << options.chat_template;
+  if (!options.chat_template.empty())
+    std::ofstream(dir / "chat_template.jinja") << options.chat_template;
   if (!options.generation_config.is_null())
     std::ofstream(dir / "generation_config.json") << options.generation_config.dump(2);
 }

@@ -18,6 +18,7 @@
 #include "model/hf_convert.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model_test_helpers.h"
 #include "test_util.h"
 
 namespace g4 {
@@ -44,7 +45,8 @@ void write_random_mmproj(const std::string& path, int n_embd, int posemb, uint64
   w.set_u32("clip.audio.projection_dim", uint32_t(n_embd));
   w.set_f32("clip.audio.attention.layer_norm_epsilon", 1e-6f);
   const int64_t dim = 48 * 48 * 3, d = n_embd;
-  const auto add = [&](const std::string& name, std::vector<int64_t> ne, float scale, float offset) {
+  const auto add = [&](const std::string& name, std::vector<int64_t> ne, float scale,
+                       float offset) {
     int64_t n = 1;
     for (int64_t x : ne) n *= x;
     const std::vector<float> v = values(n, scale, offset);
@@ -64,20 +66,6 @@ void write_random_mmproj(const std::string& path, int n_embd, int posemb, uint64
   w.write(path);
 }
 
-// Logits of every position, exact-activation matmuls.
-std::vector<float> all_logits(const Gemma4Model& m, const std::vector<int32_t>& ids) {
-  ThreadPool pool(2);
-  KvCache cache(m.hp, int64_t(ids.size()));
-  ForwardPass forward(m, pool, MatmulMode::kPrecise);
-  SequenceInput input;
-  input.cache = &cache;
-  input.tokens = ids;
-  for (int32_t i = 0; i < int32_t(ids.size()); ++i) input.output_rows.push_back(i);
-  std::vector<float> logits;
-  forward.run(std::span<SequenceInput>(&input, 1), logits);
-  return logits;
-}
-
 std::vector<int32_t> test_ids(int n_vocab, int n) {
   std::vector<int32_t> ids = {2};
   std::mt19937 rng(11);
@@ -92,19 +80,11 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a g4::Error";
-  } catch (const Error& e) {
-    for (const std::string& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
-  }
-}
-
 // Rewrites the shard holding tensor `name` of the checkpoint in `hf`, letting `replace` write
 // that tensor (every other tensor is copied as is).
-void rewrite_tensor(const std::string& hf, const std::string& name,
-                    const std::function<void(const SafetensorsTensor&, SafetensorsWriter&)>& replace) {
+void rewrite_tensor(
+    const std::string& hf, const std::string& name,
+    const std::function<void(const SafetensorsTensor&, SafetensorsWriter&)>& replace) {
   auto ckpt = HfCheckpoint::open(hf);
   const std::string file = ckpt->tensors.tensor(name).file;
   SafetensorsWriter w;
@@ -137,8 +117,11 @@ class HfCheckpointTest : public testing::Test {
     const GgufFile text = GgufFile::open(gguf_);
     const GgufFile mmproj = GgufFile::open(mmproj_);
     if (options.generation_config.is_null())
-      options.generation_config = {{"eos_token_id", {1, 16}}, {"suppress_tokens", {21, 18}},
-                                   {"temperature", 1.0}, {"top_k", 64}, {"top_p", 0.95}};
+      options.generation_config = {{"eos_token_id", {1, 16}},
+                                   {"suppress_tokens", {21, 18}},
+                                   {"temperature", 1.0},
+                                   {"top_k", 64},
+                                   {"top_p", 0.95}};
     const std::filesystem::path out = dir_ / name;
     test::export_hf_checkpoint(text, &mmproj, out, options);
     return out.string();
@@ -191,7 +174,8 @@ TEST_F(HfCheckpointTest, WeightsAreBoundInPlace) {
     options.n_shards = 3;
     const HfGemma4Model hf = load_hf_gemma4(export_hf(cat("hf", int(dtype)), options));
     const Gemma4Weights& w = hf.model->weights;
-    const SafetensorsTensor& q = hf.checkpoint->tensors.tensor("model.language_model.layers.1.self_attn.q_proj.weight");
+    const SafetensorsTensor& q =
+        hf.checkpoint->tensors.tensor("model.language_model.layers.1.self_attn.q_proj.weight");
     EXPECT_EQ(w.layers[1].wq.data, q.data) << "no copy";
     EXPECT_EQ(w.layers[1].wq.type, dtype == SafetensorsDtype::F32 ? GgmlType::F32 : GgmlType::BF16);
     EXPECT_EQ(w.layers[1].wq.rows, 4 * 64);
@@ -200,7 +184,9 @@ TEST_F(HfCheckpointTest, WeightsAreBoundInPlace) {
     EXPECT_TRUE(w.layers[4].wv.present());
     const Gemma4Weights& g = gguf_model->weights;
     if (dtype == SafetensorsDtype::F32) {
-      EXPECT_EQ(std::memcmp(w.token_embd.data, g.token_embd.data, size_t(g.token_embd.rows * g.token_embd.row_bytes)), 0);
+      EXPECT_EQ(std::memcmp(w.token_embd.data, g.token_embd.data,
+                            size_t(g.token_embd.rows * g.token_embd.row_bytes)),
+                0);
       EXPECT_EQ(w.layers[3].post_ffw_norm, g.layers[3].post_ffw_norm);
       EXPECT_EQ(w.layers[3].output_scale, g.layers[3].output_scale);
     } else {
@@ -215,7 +201,8 @@ TEST_F(HfCheckpointTest, LogitsEqualThoseOfTheSameNumbersInGguf) {
   const auto gguf_model = Gemma4Model::load(gguf_);
   const HfGemma4Model hf = load_hf_gemma4(export_hf("hf"));
   const std::vector<int32_t> ids = test_ids(512, 20);  // longer than the window of 8
-  const std::vector<float> a = all_logits(*gguf_model, ids), b = all_logits(*hf.model, ids);
+  const std::vector<float> a = test::logits_at_every_position(*gguf_model, ids),
+                           b = test::logits_at_every_position(*hf.model, ids);
   EXPECT_EQ(max_abs_diff(a, b), 0.0f);
 }
 
@@ -238,7 +225,8 @@ TEST_F(HfCheckpointTest, RealConfigOf12B) {
       "enable_moe_block": false, "use_double_wide_mlp": false, "use_bidirectional_attention": "vision",
       "tie_word_embeddings": true, "attn_logit_softcapping": null, "layer_types": []}})");
   json c = config;
-  for (int l = 0; l < 48; ++l) c["text_config"]["layer_types"].push_back(l % 6 == 5 ? "full_attention" : "sliding_attention");
+  for (int l = 0; l < 48; ++l)
+    c["text_config"]["layer_types"].push_back(l % 6 == 5 ? "full_attention" : "sliding_attention");
   const Gemma4HParams hp = hparams_from_hf_config(c, "config.json");
   EXPECT_EQ(hp.n_embd, 3840);
   EXPECT_EQ(hp.n_vocab, 262144);
@@ -269,34 +257,44 @@ TEST_F(HfCheckpointTest, RealConfigOf12B) {
 }
 
 TEST_F(HfCheckpointTest, UnsupportedConfigsAreNamed) {
-  const auto check = [&](const std::function<void(json&)>& edit, const std::vector<std::string>& fragments) {
+  const auto check = [&](const std::function<void(json&)>& edit,
+                         const std::vector<std::string>& fragments) {
     const json config = edited_config(edit);
-    expect_error([&] { hparams_from_hf_config(config, "cfg.json"); }, fragments);
+    test::expect_error_containing([&] { hparams_from_hf_config(config, "cfg.json"); }, fragments);
   };
-  check([](json& t) { t["num_kv_shared_layers"] = 20; }, {"cfg.json", "num_kv_shared_layers", "KV sharing"});
+  check([](json& t) { t["num_kv_shared_layers"] = 20; },
+        {"cfg.json", "num_kv_shared_layers", "KV sharing"});
   check([](json& t) { t["hidden_size_per_layer_input"] = 256; }, {"per-layer embeddings"});
   check([](json& t) { t["enable_moe_block"] = true; }, {"mixture of experts"});
   check([](json& t) { t["use_double_wide_mlp"] = true; }, {"double-wide"});
   check([](json& t) { t["attention_bias"] = true; }, {"attention_bias"});
-  check([](json& t) { t["hidden_activation"] = "gelu"; }, {"hidden_activation", "gelu_pytorch_tanh"});
+  check([](json& t) { t["hidden_activation"] = "gelu"; },
+        {"hidden_activation", "gelu_pytorch_tanh"});
   check([](json& t) { t["attn_logit_softcapping"] = 50.0; }, {"attn_logit_softcapping"});
   check([](json& t) { t["tie_word_embeddings"] = false; }, {"tie_word_embeddings"});
-  check([](json& t) { t["rope_parameters"]["full_attention"]["rope_type"] = "yarn"; }, {"full_attention.rope_type", "yarn"});
-  check([](json& t) { t["rope_parameters"]["sliding_attention"]["factor"] = 8.0; }, {"factor", "scaling"});
-  check([](json& t) { t["layer_types"].push_back("full_attention"); }, {"layer_types", "one entry per layer"});
-  check([](json& t) { t["layer_types"][0] = "chunked_attention"; }, {"layer_types", "chunked_attention"});
+  check([](json& t) { t["rope_parameters"]["full_attention"]["rope_type"] = "yarn"; },
+        {"full_attention.rope_type", "yarn"});
+  check([](json& t) { t["rope_parameters"]["sliding_attention"]["factor"] = 8.0; },
+        {"factor", "scaling"});
+  check([](json& t) { t["layer_types"].push_back("full_attention"); },
+        {"layer_types", "one entry per layer"});
+  check([](json& t) { t["layer_types"][0] = "chunked_attention"; },
+        {"layer_types", "chunked_attention"});
   check([](json& t) { t.erase("head_dim"); }, {"text_config.head_dim", "missing"});
   check([](json& t) { t["num_key_value_heads"] = 3; }, {"not a multiple"});
   check([](json& t) { t["hidden_size"] = -5; }, {"hidden_size", "out of range"});
   check([](json& t) { t["sliding_window"] = "big"; }, {"sliding_window", "integer"});
   json llama = edited_config([](json&) {});
   llama["model_type"] = "llama";
-  expect_error([&] { hparams_from_hf_config(llama, "cfg.json"); }, {"model_type", "llama"});
-  expect_error([&] { hparams_from_hf_config(json::array(), "cfg.json"); }, {"not a JSON object"});
+  test::expect_error_containing([&] { hparams_from_hf_config(llama, "cfg.json"); },
+                                {"model_type", "llama"});
+  test::expect_error_containing([&] { hparams_from_hf_config(json::array(), "cfg.json"); },
+                                {"not a JSON object"});
 }
 
 TEST_F(HfCheckpointTest, BadCheckpointsAreNamed) {
-  expect_error([&] { HfCheckpoint::open((dir_ / "nowhere").string()); }, {"nowhere", "not a folder"});
+  test::expect_error_containing([&] { HfCheckpoint::open((dir_ / "nowhere").string()); },
+                                {"nowhere", "not a folder"});
   // A tensor of the wrong shape.
   test::HfExportOptions options;
   options.n_shards = 1;
@@ -306,14 +304,16 @@ TEST_F(HfCheckpointTest, BadCheckpointsAreNamed) {
     const Gemma4HParams hp = hparams_from_hf_config(ckpt->config, ckpt->config_path());
     Gemma4HParams wrong = hp;
     wrong.layers[2].n_ff = 1024;
-    expect_error([&] { bind_hf_weights(*ckpt, wrong); },
-                 {"model.safetensors", "layers.2.mlp.gate_proj.weight", "[512, 256]", "[1024, 256]"});
+    test::expect_error_containing(
+        [&] { bind_hf_weights(*ckpt, wrong); },
+        {"model.safetensors", "layers.2.mlp.gate_proj.weight", "[512, 256]", "[1024, 256]"});
   }
   // Missing config.json, and a config that is not JSON.
   std::filesystem::rename(std::filesystem::path(path) / "config.json", dir_ / "config.json");
-  expect_error([&] { HfCheckpoint::open(path); }, {"no config.json"});
+  test::expect_error_containing([&] { HfCheckpoint::open(path); }, {"no config.json"});
   std::ofstream(std::filesystem::path(path) / "config.json") << "{not json";
-  expect_error([&] { HfCheckpoint::open(path); }, {"config.json", "not valid JSON"});
+  test::expect_error_containing([&] { HfCheckpoint::open(path); },
+                                {"config.json", "not valid JSON"});
 }
 
 TEST_F(HfCheckpointTest, DtypesTheEngineCannotReadAreNamed) {
@@ -322,7 +322,8 @@ TEST_F(HfCheckpointTest, DtypesTheEngineCannotReadAreNamed) {
   rewrite_tensor(hf, name, [](const SafetensorsTensor& t, SafetensorsWriter& w) {
     w.add_tensor(t.name, SafetensorsDtype::I32, t.shape, t.data, t.n_bytes());  // same size as F32
   });
-  expect_error([&] { load_hf_gemma4(hf); }, {"model-0000", name, "dtype I32", "F32, F16 and BF16"});
+  test::expect_error_containing([&] { load_hf_gemma4(hf); },
+                                {"model-0000", name, "dtype I32", "F32, F16 and BF16"});
   // F16 checkpoints are read in place like BF16 ones.
   test::HfExportOptions f16;
   f16.dtype = SafetensorsDtype::F16;
@@ -331,14 +332,17 @@ TEST_F(HfCheckpointTest, DtypesTheEngineCannotReadAreNamed) {
 
 TEST_F(HfCheckpointTest, UnknownTensorsAreNamed) {
   test::HfExportOptions options;
-  options.extra = {{"model.language_model.layers.0.self_attn.rotary_emb.inv_freq", {{4}, {1, 2, 3, 4}}}};
+  options.extra = {
+      {"model.language_model.layers.0.self_attn.rotary_emb.inv_freq", {{4}, {1, 2, 3, 4}}}};
   const auto ckpt = HfCheckpoint::open(export_hf("hf", options));
   const Gemma4HParams hp = hparams_from_hf_config(ckpt->config, ckpt->config_path());
-  EXPECT_EQ(hf_unknown_text_tensors(*ckpt, hp),
-            (std::vector<std::string>{"model.language_model.layers.0.self_attn.rotary_emb.inv_freq"}));
+  EXPECT_EQ(
+      hf_unknown_text_tensors(*ckpt, hp),
+      (std::vector<std::string>{"model.language_model.layers.0.self_attn.rotary_emb.inv_freq"}));
   ThreadPool pool(2);
-  expect_error([&] { convert_hf_text_model(*ckpt, (dir_ / "x.gguf").string(), {}, pool); },
-               {"rotary_emb.inv_freq", "does not know"});
+  test::expect_error_containing(
+      [&] { convert_hf_text_model(*ckpt, (dir_ / "x.gguf").string(), {}, pool); },
+      {"rotary_emb.inv_freq", "does not know"});
 }
 
 TEST_F(HfCheckpointTest, MultimodalWeightsAreFound) {
@@ -383,8 +387,8 @@ TEST_F(ConvertTest, LogitsOfTheConvertedGgufEqualTheCheckpoints) {
   const HfGemma4Model direct = load_hf_gemma4(hf);
   const auto converted = Gemma4Model::load(out);
   const std::vector<int32_t> ids = test_ids(512, 24);
-  const std::vector<float> want = all_logits(*direct.model, ids);
-  EXPECT_EQ(max_abs_diff(all_logits(*converted, ids), want), 0.0f);
+  const std::vector<float> want = test::logits_at_every_position(*direct.model, ids);
+  EXPECT_EQ(max_abs_diff(test::logits_at_every_position(*converted, ids), want), 0.0f);
   EXPECT_EQ(converted->suppressed_tokens, direct.model->suppressed_tokens);
   EXPECT_EQ(converted->weights.token_embd.type, GgmlType::BF16);
 
@@ -393,7 +397,10 @@ TEST_F(ConvertTest, LogitsOfTheConvertedGgufEqualTheCheckpoints) {
   ConvertOptions f32;
   f32.type = GgmlType::F32;
   convert(hf, (dir_ / "f32.gguf").string(), "", f32);
-  EXPECT_LE(max_abs_diff(all_logits(*Gemma4Model::load((dir_ / "f32.gguf").string()), ids), want), 1e-4f);
+  EXPECT_LE(max_abs_diff(test::logits_at_every_position(
+                             *Gemma4Model::load((dir_ / "f32.gguf").string()), ids),
+                         want),
+            1e-4f);
 
   // Q8_0 quantizes the weights: the logits move (TOLERANCES.md row 3: 0.4..1.2 on this shape),
   // but the file loads, runs and keeps the argmax where the margin is large.
@@ -402,7 +409,7 @@ TEST_F(ConvertTest, LogitsOfTheConvertedGgufEqualTheCheckpoints) {
   convert(hf, (dir_ / "q8.gguf").string(), "", q8);
   const auto q8_model = Gemma4Model::load((dir_ / "q8.gguf").string());
   EXPECT_EQ(q8_model->weights.layers[0].wq.type, GgmlType::Q8_0);
-  const std::vector<float> q = all_logits(*q8_model, ids);
+  const std::vector<float> q = test::logits_at_every_position(*q8_model, ids);
   EXPECT_GT(max_abs_diff(q, want), 0.0f);
   EXPECT_LT(max_abs_diff(q, want), 3.0f);
   const GgufFile q8_file = GgufFile::open((dir_ / "q8.gguf").string());
@@ -435,12 +442,14 @@ TEST_F(ConvertTest, MetadataAndTensorsFollowTheSpec) {
   }
   EXPECT_EQ(n_arch_keys, 20);
   EXPECT_EQ(f.find("gemma4.attention.head_count_kv")->array_type, GgufValueType::I32);
-  EXPECT_EQ(f.get_int_array("gemma4.attention.head_count_kv"), (std::vector<int64_t>{2, 2, 2, 2, 2, 1}));
+  EXPECT_EQ(f.get_int_array("gemma4.attention.head_count_kv"),
+            (std::vector<int64_t>{2, 2, 2, 2, 2, 1}));
   EXPECT_EQ(f.get_bool_array("gemma4.attention.sliding_window_pattern"),
             (std::vector<bool>{true, true, true, true, true, false}));
   // Tokenizer and generation settings.
   EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "gemma4");
-  EXPECT_EQ(f.get_string_array("tokenizer.ggml.tokens"), ref.get_string_array("tokenizer.ggml.tokens"));
+  EXPECT_EQ(f.get_string_array("tokenizer.ggml.tokens"),
+            ref.get_string_array("tokenizer.ggml.tokens"));
   EXPECT_EQ(f.get_int("tokenizer.ggml.bos_token_id"), 2);
   EXPECT_EQ(f.get_int("tokenizer.ggml.eos_token_id"), 1);
   EXPECT_EQ(f.get_int("tokenizer.ggml.padding_token_id"), 0);
@@ -490,9 +499,11 @@ TEST_F(ConvertTest, VisionPatchWeightsArePermutedToChw) {
     std::memcpy(v.data(), p, size_t(n) * 4);
     return v;
   };
-  const std::vector<float> w_hf = floats(ckpt->tensors.tensor("model.vision_embedder.patch_dense.weight").data, d * dim);
+  const std::vector<float> w_hf =
+      floats(ckpt->tensors.tensor("model.vision_embedder.patch_dense.weight").data, d * dim);
   const std::vector<float> w_gg = floats(g.tensor("v.patch_embd.weight").data, d * dim);
-  const std::vector<float> ln_hf = floats(ckpt->tensors.tensor("model.vision_embedder.patch_ln1.weight").data, dim);
+  const std::vector<float> ln_hf =
+      floats(ckpt->tensors.tensor("model.vision_embedder.patch_ln1.weight").data, dim);
   const std::vector<float> ln_gg = floats(g.tensor("v.patch_norm.1.weight").data, dim);
 
   // One 48x48 RGB patch of a synthetic image, gathered twice straight from pixel coordinates:
@@ -501,7 +512,9 @@ TEST_F(ConvertTest, VisionPatchWeightsArePermutedToChw) {
   std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
   std::vector<float> image(size_t(P * P * 3));
   for (float& x : image) x = pixel(rng);
-  const auto at = [&](int64_t r, int64_t c, int64_t ch) { return image[size_t((r * P + c) * 3 + ch)]; };
+  const auto at = [&](int64_t r, int64_t c, int64_t ch) {
+    return image[size_t((r * P + c) * 3 + ch)];
+  };
   std::vector<float> x_hwc(static_cast<size_t>(dim)), x_chw(static_cast<size_t>(dim));
   for (int64_t r = 0; r < P; ++r)
     for (int64_t c = 0; c < P; ++c)
@@ -534,7 +547,8 @@ TEST_F(ConvertTest, VisionPatchWeightsArePermutedToChw) {
   EXPECT_EQ(pos_gg.shape_string(), "[256, 40, 2]");
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t p : {0, 7, 39})
-      EXPECT_EQ(std::memcmp(pos_gg.data + ((t * 40 + p) * d) * 4, pos_hf.data + ((p * 2 + t) * d) * 4, size_t(d) * 4),
+      EXPECT_EQ(std::memcmp(pos_gg.data + ((t * 40 + p) * d) * 4,
+                            pos_hf.data + ((p * 2 + t) * d) * 4, size_t(d) * 4),
                 0)
           << t << " " << p;
   EXPECT_EQ(g.tensor("mm.input_projection.weight").shape_string(), "[256, 256]");
@@ -590,11 +604,13 @@ TEST_F(ConvertTest, ExtraEmbeddingRowsAreDroppedAndSaid) {
   // A checkpoint whose embedding has padding rows beyond the tokenizer (llama.cpp's converter
   // trims them for Gemma): keep only the tokenizer's rows, and report it.
   const std::string hf = export_hf("hf");
-  rewrite_tensor(hf, "model.language_model.embed_tokens.weight", [](const SafetensorsTensor& t, SafetensorsWriter& w) {
-    std::vector<uint8_t> bytes(t.data, t.data + t.n_bytes());
-    bytes.resize(bytes.size() + 8 * 256 * 4, 0);  // 8 zero rows
-    w.add_tensor(t.name, t.dtype, {t.shape[0] + 8, t.shape[1]}, bytes.data(), bytes.size());
-  });
+  rewrite_tensor(
+      hf, "model.language_model.embed_tokens.weight",
+      [](const SafetensorsTensor& t, SafetensorsWriter& w) {
+        std::vector<uint8_t> bytes(t.data, t.data + t.n_bytes());
+        bytes.resize(bytes.size() + 8 * 256 * 4, 0);  // 8 zero rows
+        w.add_tensor(t.name, t.dtype, {t.shape[0] + 8, t.shape[1]}, bytes.data(), bytes.size());
+      });
   json config = json::parse(std::ifstream(std::filesystem::path(hf) / "config.json"));
   config["text_config"]["vocab_size"] = 520;
   std::ofstream(std::filesystem::path(hf) / "config.json") << config.dump();
@@ -611,23 +627,29 @@ TEST_F(ConvertTest, RefusesWhatItCannotWrite) {
   ThreadPool pool(2);
   ConvertOptions q4;
   q4.type = GgmlType::Q4_0;
-  expect_error([&] { convert_hf_text_model(*ckpt, (dir_ / "x.gguf").string(), q4, pool); },
-               {"Q4_0", "gemma4 quantize"});
+  test::expect_error_containing(
+      [&] { convert_hf_text_model(*ckpt, (dir_ / "x.gguf").string(), q4, pool); },
+      {"Q4_0", "gemma4 quantize"});
   ConvertOptions mm_q8;
   mm_q8.mmproj_type = GgmlType::Q8_0;
-  expect_error([&] { convert_hf_mmproj(*ckpt, (dir_ / "x.gguf").string(), mm_q8, pool); }, {"projector", "Q8_0"});
+  test::expect_error_containing(
+      [&] { convert_hf_mmproj(*ckpt, (dir_ / "x.gguf").string(), mm_q8, pool); },
+      {"projector", "Q8_0"});
   // Without tokenizer.json the GGUF would have no vocabulary.
   test::HfExportOptions options;
   options.tokenizer = false;
   const auto bare = HfCheckpoint::open(export_hf("bare", options));
-  expect_error([&] { convert_hf_text_model(*bare, (dir_ / "x.gguf").string(), {}, pool); }, {"tokenizer.json"});
+  test::expect_error_containing(
+      [&] { convert_hf_text_model(*bare, (dir_ / "x.gguf").string(), {}, pool); },
+      {"tokenizer.json"});
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.gguf"));
 }
 
 TEST_F(ConvertTest, CommandLine) {
   const std::string hf = export_hf("hf");
   const std::string out = (dir_ / "cli.gguf").string(), mm = (dir_ / "cli-mmproj.gguf").string();
-  const auto r = test::run_cli("convert " + hf + " -o " + out + " --mmproj-out " + mm + " --type f16 -t 2");
+  const auto r =
+      test::run_cli("convert " + hf + " -o " + out + " --mmproj-out " + mm + " --type f16 -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("100%"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("wrote " + out), std::string::npos) << r.err;

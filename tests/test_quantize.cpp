@@ -14,15 +14,18 @@
 #include "model/model.h"
 #include "model/quantize_model.h"
 #include "model/random_model.h"
+#include "model_test_helpers.h"
 #include "test_util.h"
 
 namespace g4 {
 namespace {
 
-std::filesystem::path tiny(const std::string& file) { return test::fixtures_dir() / "gemma4-tiny" / file; }
+std::filesystem::path tiny(const std::string& file) {
+  return test::fixtures_dir() / "gemma4-tiny" / file;
+}
 
-std::string quantize(const std::string& in, const std::string& out, const std::string& type, int threads = 2,
-                     bool pure = false, bool allow_requantize = false) {
+std::string quantize(const std::string& in, const std::string& out, const std::string& type,
+                     int threads = 2, bool pure = false, bool allow_requantize = false) {
   QuantizeOptions options;
   options.target = quantize_target_from_name(type);
   options.pure = pure;
@@ -32,27 +35,8 @@ std::string quantize(const std::string& in, const std::string& out, const std::s
   return out;
 }
 
-std::vector<float> last_logits(const std::string& path, const std::vector<int32_t>& ids) {
-  const auto m = Gemma4Model::load(path);
-  ThreadPool pool(2);
-  KvCache cache(m->hp, int64_t(ids.size()));
-  ForwardPass forward(*m, pool, MatmulMode::kPrecise);
-  SequenceInput input;
-  input.cache = &cache;
-  input.tokens = ids;
-  for (int32_t i = 0; i < int32_t(ids.size()); ++i) input.output_rows.push_back(i);
-  std::vector<float> logits;
-  forward.run(std::span<SequenceInput>(&input, 1), logits);
-  return logits;
-}
-
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a g4::Error";
-  } catch (const Error& e) {
-    for (const std::string& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
-  }
+std::vector<float> logits_of(const std::string& path, const std::vector<int32_t>& ids) {
+  return test::logits_at_every_position(*Gemma4Model::load(path), ids);
 }
 
 class QuantizeTest : public testing::Test {
@@ -67,7 +51,8 @@ TEST_F(QuantizeTest, LegacyTypesReproduceLlamaQuantizeByteForByte) {
   // K-quant encoder, so only its type is compared.
   for (const char* variant : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}) {
     SCOPED_TRACE(variant);
-    const std::string out = quantize(tiny("text-f32.gguf").string(), (dir_ / (std::string(variant) + ".gguf")).string(), variant);
+    const std::string out = quantize(tiny("text-f32.gguf").string(),
+                                     (dir_ / (std::string(variant) + ".gguf")).string(), variant);
     const GgufFile got = GgufFile::open(out);
     const GgufFile ref = GgufFile::open(tiny(std::string("text-") + variant + ".gguf").string());
     ASSERT_EQ(got.tensors().size(), ref.tensors().size());
@@ -92,7 +77,8 @@ TEST_F(QuantizeTest, TypesPerTensorMatchTheFixtureManifest) {
   ASSERT_GE(types.size(), 8u);
   for (const auto& [variant, per_tensor] : types.items()) {
     SCOPED_TRACE(variant);
-    const std::string out = quantize(tiny("text-f32.gguf").string(), (dir_ / (variant + ".gguf")).string(), variant);
+    const std::string out =
+        quantize(tiny("text-f32.gguf").string(), (dir_ / (variant + ".gguf")).string(), variant);
     const GgufFile got = GgufFile::open(out);
     ASSERT_EQ(got.tensors().size(), per_tensor.size());
     for (const GgufTensorInfo& t : got.tensors())
@@ -104,12 +90,14 @@ TEST_F(QuantizeTest, MetadataIsThatOfLlamaQuantize) {
   G4_REQUIRE_FIXTURE("gemma4-tiny/text-q4_k_m.gguf");
   // Every key in the same order with the same value, general.file_type (15 = Q4_K_M) and
   // general.quantization_version included.
-  const GgufFile got = GgufFile::open(quantize(tiny("text-f32.gguf").string(), (dir_ / "q.gguf").string(), "Q4_K_M"));
+  const GgufFile got = GgufFile::open(
+      quantize(tiny("text-f32.gguf").string(), (dir_ / "q.gguf").string(), "Q4_K_M"));
   const GgufFile ref = GgufFile::open(tiny("text-q4_k_m.gguf").string());
   ASSERT_EQ(got.metadata().size(), ref.metadata().size());
   for (size_t i = 0; i < ref.metadata().size(); ++i) {
     EXPECT_EQ(got.metadata()[i].key, ref.metadata()[i].key);
-    EXPECT_EQ(got.value_to_string(got.metadata()[i], 1u << 20), ref.value_to_string(ref.metadata()[i], 1u << 20))
+    EXPECT_EQ(got.value_to_string(got.metadata()[i], 1u << 20),
+              ref.value_to_string(ref.metadata()[i], 1u << 20))
         << ref.metadata()[i].key;
   }
   EXPECT_EQ(got.get_int("general.file_type"), 15);
@@ -119,13 +107,17 @@ TEST_F(QuantizeTest, QuantizedModelsLoadAndRun) {
   G4_REQUIRE_FIXTURE("gemma4-tiny/text-q8_0.gguf");
   const std::vector<int32_t> ids = {2, 300, 301, 302, 400, 500, 600, 700, 800, 900, 1000, 1100};
   // Same bytes as llama-quantize's Q8_0 file -> the same logits.
-  const std::string q8 = quantize(tiny("text-f32.gguf").string(), (dir_ / "q8.gguf").string(), "q8_0");
-  EXPECT_EQ(last_logits(q8, ids), last_logits(tiny("text-q8_0.gguf").string(), ids));
+  const std::string q8 =
+      quantize(tiny("text-f32.gguf").string(), (dir_ / "q8.gguf").string(), "q8_0");
+  EXPECT_EQ(logits_of(q8, ids), logits_of(tiny("text-q8_0.gguf").string(), ids));
   // The K-quant mix runs and stays near the F32 model (TOLERANCES.md row 3: weight quantization
   // alone moves Q4_K_M logits by 4.9..12 on this model; a broken block layout by far more).
-  const std::vector<float> f32 = last_logits(tiny("text-f32.gguf").string(), ids);
+  const std::vector<float> f32 = logits_of(tiny("text-f32.gguf").string(), ids);
   for (const char* type : {"q4_k_m", "q6_k"}) {
-    const std::vector<float> q = last_logits(quantize(tiny("text-f32.gguf").string(), (dir_ / (std::string(type) + ".gguf")).string(), type), ids);
+    const std::vector<float> q =
+        logits_of(quantize(tiny("text-f32.gguf").string(),
+                           (dir_ / (std::string(type) + ".gguf")).string(), type),
+                  ids);
     ASSERT_EQ(q.size(), f32.size());
     double sum_sq = 0.0;
     for (size_t i = 0; i < q.size(); ++i) {
@@ -158,9 +150,13 @@ TEST_F(QuantizeTest, MixRulesOnTheTinyShape) {
   EXPECT_EQ(pure.tensor("token_embd.weight").type, GgmlType::Q4_K);
   EXPECT_EQ(pure.tensor("blk.2.attn_v.weight").type, GgmlType::Q4_K);
   // Q8_0 keeps the output in Q8_0; Q4_0 moves it to Q6_K.
-  EXPECT_EQ(GgufFile::open(quantize(in, (dir_ / "a.gguf").string(), "q8_0")).tensor("token_embd.weight").type,
+  EXPECT_EQ(GgufFile::open(quantize(in, (dir_ / "a.gguf").string(), "q8_0"))
+                .tensor("token_embd.weight")
+                .type,
             GgmlType::Q8_0);
-  EXPECT_EQ(GgufFile::open(quantize(in, (dir_ / "b.gguf").string(), "q4_0")).tensor("token_embd.weight").type,
+  EXPECT_EQ(GgufFile::open(quantize(in, (dir_ / "b.gguf").string(), "q4_0"))
+                .tensor("token_embd.weight")
+                .type,
             GgmlType::Q6_K);
 }
 
@@ -179,8 +175,10 @@ TEST_F(QuantizeTest, MixRulesOnThe12BShape) {
   std::vector<int> attn_v_q6, ffn_down_q6;
   for (const QuantizeTensorPlan& p : plans) {
     const int layer = p.name.rfind("blk.", 0) == 0 ? std::atoi(p.name.c_str() + 4) : -1;
-    if (p.name.find("attn_v") != std::string::npos && p.to == GgmlType::Q6_K) attn_v_q6.push_back(layer);
-    if (p.name.find("ffn_down") != std::string::npos && p.to == GgmlType::Q6_K) ffn_down_q6.push_back(layer);
+    if (p.name.find("attn_v") != std::string::npos && p.to == GgmlType::Q6_K)
+      attn_v_q6.push_back(layer);
+    if (p.name.find("ffn_down") != std::string::npos && p.to == GgmlType::Q6_K)
+      ffn_down_q6.push_back(layer);
     if (p.name == "token_embd.weight") {
       EXPECT_EQ(p.to, GgmlType::Q6_K);
     } else if (p.name.find("norm") != std::string::npos) {
@@ -195,8 +193,8 @@ TEST_F(QuantizeTest, MixRulesOnThe12BShape) {
     if (i < 5 || i >= 35 || (i >= 5 && (i - 5) % 3 == 2)) want_v.push_back(i + i / 5);
   EXPECT_EQ(attn_v_q6, want_v);
   EXPECT_EQ(attn_v_q6.size(), 20u);
-  EXPECT_EQ(ffn_down_q6, (std::vector<int>{0, 1, 2, 3, 4, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41,
-                                           42, 43, 44, 45, 46, 47}));
+  EXPECT_EQ(ffn_down_q6, (std::vector<int>{0,  1,  2,  3,  4,  5,  8,  11, 14, 17, 20, 23,
+                                           26, 29, 32, 35, 38, 41, 42, 43, 44, 45, 46, 47}));
 }
 
 TEST_F(QuantizeTest, RowsThatAreNotWholeBlocksFallBack) {
@@ -210,10 +208,10 @@ TEST_F(QuantizeTest, RowsThatAreNotWholeBlocksFallBack) {
   ThreadPool p2(2);
   const QuantizeReport report = quantize_gguf(in, (dir_ / "q.gguf").string(), options, p2);
   const GgufFile f = GgufFile::open((dir_ / "q.gguf").string());
-  EXPECT_EQ(f.tensor("blk.0.attn_q.weight").type, GgmlType::Q5_0);   // rows of 288
+  EXPECT_EQ(f.tensor("blk.0.attn_q.weight").type, GgmlType::Q5_0);    // rows of 288
   EXPECT_EQ(f.tensor("blk.2.ffn_down.weight").type, GgmlType::Q6_K);  // rows of 512, more bits
   EXPECT_EQ(f.tensor("blk.1.ffn_down.weight").type, GgmlType::Q4_K);
-  EXPECT_EQ(f.tensor("token_embd.weight").type, GgmlType::Q8_0);      // output rule
+  EXPECT_EQ(f.tensor("token_embd.weight").type, GgmlType::Q8_0);  // output rule
   ASSERT_FALSE(report.notes.empty());
   EXPECT_NE(report.notes[0].find("not a multiple"), std::string::npos) << report.notes[0];
   EXPECT_NO_THROW(Gemma4Model::load((dir_ / "q.gguf").string()));
@@ -222,7 +220,8 @@ TEST_F(QuantizeTest, RowsThatAreNotWholeBlocksFallBack) {
   write_random_gemma4(spec, in, pool);
   options.target = quantize_target_from_name("Q4_0");
   quantize_gguf(in, (dir_ / "r.gguf").string(), options, p2);
-  EXPECT_EQ(GgufFile::open((dir_ / "r.gguf").string()).tensor("blk.0.attn_k.weight").type, GgmlType::F16);
+  EXPECT_EQ(GgufFile::open((dir_ / "r.gguf").string()).tensor("blk.0.attn_k.weight").type,
+            GgmlType::F16);
 }
 
 TEST_F(QuantizeTest, PlainTargetsAndThreadCountsAgree) {
@@ -233,7 +232,9 @@ TEST_F(QuantizeTest, PlainTargetsAndThreadCountsAgree) {
   EXPECT_EQ(f16.tensor("token_embd.weight").type, GgmlType::F16);
   EXPECT_EQ(f16.tensor("output_norm.weight").type, GgmlType::F32);
   EXPECT_EQ(f16.get_int("general.file_type"), 1);
-  EXPECT_EQ(GgufFile::open(quantize(in, (dir_ / "bf16.gguf").string(), "bf16")).tensor("blk.0.ffn_up.weight").type,
+  EXPECT_EQ(GgufFile::open(quantize(in, (dir_ / "bf16.gguf").string(), "bf16"))
+                .tensor("blk.0.ffn_up.weight")
+                .type,
             GgmlType::BF16);
   // Row-parallel encoding: the same file whatever the thread count.
   EXPECT_TRUE(test::read_file_bytes(quantize(in, (dir_ / "t1.gguf").string(), "Q4_K_M", 1)) ==
@@ -244,21 +245,24 @@ TEST_F(QuantizeTest, ErrorsAreClear) {
   ThreadPool pool(2);
   const std::string in = (dir_ / "f32.gguf").string();
   write_random_gemma4(RandomModelSpec{}, in, pool);
-  expect_error([] { quantize_target_from_name("q3_k_s"); }, {"q3_k_s", "Q4_K_M", "Q6_K"});
+  test::expect_error_containing([] { quantize_target_from_name("q3_k_s"); },
+                                {"q3_k_s", "Q4_K_M", "Q6_K"});
   const std::string q8 = quantize(in, (dir_ / "q8.gguf").string(), "q8_0");
-  expect_error([&] { quantize(q8, (dir_ / "x.gguf").string(), "q4_0"); },
-               {"q8.gguf", "already Q8_0", "--allow-requantize"});
+  test::expect_error_containing([&] { quantize(q8, (dir_ / "x.gguf").string(), "q4_0"); },
+                                {"q8.gguf", "already Q8_0", "--allow-requantize"});
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.gguf"));
-  const GgufFile re = GgufFile::open(quantize(q8, (dir_ / "x.gguf").string(), "q4_0", 2, false, true));
+  const GgufFile re =
+      GgufFile::open(quantize(q8, (dir_ / "x.gguf").string(), "q4_0", 2, false, true));
   EXPECT_EQ(re.tensor("blk.0.attn_q.weight").type, GgmlType::Q4_0);
   // Same type in and out: copied, not requantized (no permission needed).
   EXPECT_NO_THROW(quantize(q8, (dir_ / "y.gguf").string(), "q8_0"));
-  expect_error([&] { quantize(in, in, "q8_0"); }, {"must not be the input"});
+  test::expect_error_containing([&] { quantize(in, in, "q8_0"); }, {"must not be the input"});
   GgufWriter clip;
   clip.set_string("general.architecture", "clip");
   clip.write((dir_ / "mmproj.gguf").string());
-  expect_error([&] { quantize((dir_ / "mmproj.gguf").string(), (dir_ / "z.gguf").string(), "q8_0"); },
-               {"clip", "projector"});
+  test::expect_error_containing(
+      [&] { quantize((dir_ / "mmproj.gguf").string(), (dir_ / "z.gguf").string(), "q8_0"); },
+      {"clip", "projector"});
 }
 
 TEST_F(QuantizeTest, CommandLine) {

@@ -117,7 +117,8 @@ TEST(SafetensorsTest, EveryTruncationIsAnError) {
 
 TEST(SafetensorsTest, HostileHeadersAreNamedErrors) {
   const std::vector<uint8_t> d12(12, 0);
-  const auto entry = [](const std::string& dtype, const std::string& shape, const std::string& offsets) {
+  const auto entry = [](const std::string& dtype, const std::string& shape,
+                        const std::string& offsets) {
     return "\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":" + offsets;
   };
   // Header sizes.
@@ -140,22 +141,33 @@ TEST(SafetensorsTest, HostileHeadersAreNamedErrors) {
                             entry("F32", "[3]", "[0,12]") + "}}",
                         d12),
                {"'x' twice"});
-  expect_error(raw_file("{\"x\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}", d12),
-               {"'dtype' twice"});
+  expect_error(
+      raw_file(
+          "{\"x\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}",
+          d12),
+      {"'dtype' twice"});
   expect_error(raw_file("{\"x\":{" + entry("F32", "[[3]]", "[0,12]") + "}}", d12), {"nests"});
   expect_error(raw_file("{\"__metadata__\":{\"k\":1}}", {}), {"__metadata__"});
   // Entries.
-  expect_error(raw_file("{\"x\":{" + entry("Q4", "[3]", "[0,12]") + "}}", d12), {"'x'", "dtype 'Q4'"});
-  expect_error(raw_file("{\"x\":{" + entry("F4", "[3]", "[0,12]") + "}}", d12), {"'x'", "sub-byte"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[-3]", "[0,12]") + "}}", d12), {"'x'", "non-negative"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[3.0]", "[0,12]") + "}}", d12), {"'x'", "non-negative"});
+  expect_error(raw_file("{\"x\":{" + entry("Q4", "[3]", "[0,12]") + "}}", d12),
+               {"'x'", "dtype 'Q4'"});
+  expect_error(raw_file("{\"x\":{" + entry("F4", "[3]", "[0,12]") + "}}", d12),
+               {"'x'", "sub-byte"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[-3]", "[0,12]") + "}}", d12),
+               {"'x'", "non-negative"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[3.0]", "[0,12]") + "}}", d12),
+               {"'x'", "non-negative"});
   expect_error(raw_file("{\"x\":{" + entry("F32", "[4611686018427387904,4]", "[0,12]") + "}}", d12),
                {"'x'", "too many elements"});
   expect_error(raw_file("{\"x\":{\"dtype\":\"F32\",\"shape\":[3]}}", d12), {"'x'", "data_offsets"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[0,24]") + "}}", d12), {"'x'", "past the end"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[12,0]") + "}}", d12), {"'x'", "end before"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[2]", "[0,12]") + "}}", d12), {"'x'", "needs 8 bytes"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[0,12,3]") + "}}", d12), {"'x'", "[begin, end]"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[0,24]") + "}}", d12),
+               {"'x'", "past the end"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[12,0]") + "}}", d12),
+               {"'x'", "end before"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[2]", "[0,12]") + "}}", d12),
+               {"'x'", "needs 8 bytes"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[0,12,3]") + "}}", d12),
+               {"'x'", "[begin, end]"});
   expect_error(raw_file("{\"x\":{" + entry("F32", "[3]", "[0,18446744073709551616]") + "}}", d12),
                {"'x'", "non-negative integer"});
   // Layout of the data.
@@ -164,7 +176,8 @@ TEST(SafetensorsTest, HostileHeadersAreNamedErrors) {
                         d12),
                {"overlaps"});
   expect_error(raw_file("{\"x\":{" + entry("F32", "[2]", "[4,12]") + "}}", d12), {"hole"});
-  expect_error(raw_file("{\"x\":{" + entry("F32", "[2]", "[0,8]") + "}}", d12), {"after the last tensor"});
+  expect_error(raw_file("{\"x\":{" + entry("F32", "[2]", "[0,8]") + "}}", d12),
+               {"after the last tensor"});
   // A valid image of the same shape parses (the cases above differ from it in one way each).
   EXPECT_NO_THROW(parse(raw_file("{\"x\":{" + entry("F32", "[3]", "[0,12]") + "}}", d12)));
   EXPECT_NO_THROW(parse(raw_file("{}", {})));  // no tensors at all
@@ -218,7 +231,8 @@ class SafetensorsCheckpointTest : public testing::Test {
       SafetensorsCheckpoint::open(dir_.path().string());
       ADD_FAILURE() << "expected an error";
     } catch (const Error& e) {
-      for (const std::string& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
+      for (const std::string& f : fragments)
+        EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
     }
   }
   test::TempDir dir_;
@@ -236,7 +250,8 @@ TEST_F(SafetensorsCheckpointTest, ShardsAreJoined) {
   EXPECT_EQ(c.find("nope"), nullptr);
   EXPECT_THROW(c.tensor("nope"), Error);
   // The index file itself can be named too.
-  EXPECT_EQ(SafetensorsCheckpoint::open((dir_ / "model.safetensors.index.json").string()).size(), 3u);
+  EXPECT_EQ(SafetensorsCheckpoint::open((dir_ / "model.safetensors.index.json").string()).size(),
+            3u);
 }
 
 TEST_F(SafetensorsCheckpointTest, SingleFileFolder) {

@@ -53,10 +53,11 @@ TensorProgressFn stderr_tensor_progress(const std::string& verb) {
   return [verb, terminal](const TensorProgress& p) {
     const double fraction = p.bytes_total ? double(p.bytes_done) / double(p.bytes_total) : 1.0;
     const int width = 30, filled = int(fraction * width + 0.5);
-    const std::string bar = std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.');
-    const std::string line = cat(verb, " ", p.output, " [", bar, "] ", int(fraction * 100.0 + 0.5), "% (",
-                                 p.index, "/", p.count, ") ", human_bytes(double(p.bytes_done)), " ",
-                                 p.tensor);
+    const std::string bar =
+        std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.');
+    const std::string line =
+        cat(verb, " ", p.output, " [", bar, "] ", int(fraction * 100.0 + 0.5), "% (", p.index, "/",
+            p.count, ") ", human_bytes(double(p.bytes_done)), " ", p.tensor);
     if (terminal) {
       std::fprintf(stderr, "\r%-120.120s", line.c_str());
       if (p.index == p.count) std::fputc('\n', stderr);

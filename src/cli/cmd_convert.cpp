@@ -19,11 +19,14 @@ void register_convert(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "convert", "convert a Hugging Face Gemma 4 checkpoint (config.json + safetensors) to GGUF");
-  cmd->add_option("hf_dir", opt->dir, "checkpoint folder (config.json, *.safetensors, tokenizer.json)")
+  cmd->add_option("hf_dir", opt->dir,
+                  "checkpoint folder (config.json, *.safetensors, tokenizer.json)")
       ->required();
   cmd->add_option("-o,--output", opt->out, "decoder GGUF to write");
-  cmd->add_option("--mmproj-out", opt->mmproj_out, "multimodal projector GGUF to write (vision + audio)");
-  cmd->add_option("--type", opt->type, "decoder weight type: bf16 (default, lossless), f16, f32 or q8_0");
+  cmd->add_option("--mmproj-out", opt->mmproj_out,
+                  "multimodal projector GGUF to write (vision + audio)");
+  cmd->add_option("--type", opt->type,
+                  "decoder weight type: bf16 (default, lossless), f16, f32 or q8_0");
   cmd->add_option("--mmproj-type", opt->mmproj_type,
                   "projector matrix type: f32, f16 or bf16 (default: --type, or bf16 for q8_0)");
   cmd->add_option("--name", opt->name, "general.name (default: the folder name)");

@@ -18,7 +18,8 @@ void register_quantize(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   std::string types;
   for (const std::string& n : quantize_target_names()) types += (types.empty() ? "" : ", ") + n;
-  CLI::App* cmd = app.add_subcommand("quantize", "re-encode a Gemma 4 GGUF's weights (e.g. to Q4_K_M)");
+  CLI::App* cmd =
+      app.add_subcommand("quantize", "re-encode a Gemma 4 GGUF's weights (e.g. to Q4_K_M)");
   cmd->add_option("input", opt->in, "GGUF to read (F32, F16 or BF16 weights)")->required();
   cmd->add_option("output", opt->out, "GGUF to write")->required();
   cmd->add_option("type", opt->type, "target: " + types)->required();
@@ -38,7 +39,8 @@ void register_quantize(CLI::App& app) {
     for (const std::string& note : report.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
     std::fprintf(stderr, "wrote %s: %s, %d tensors, %s -> %s\n", opt->out.c_str(),
                  options.target.name.c_str(), report.n_tensors,
-                 human_bytes(double(report.bytes_in)).c_str(), human_bytes(double(report.bytes_out)).c_str());
+                 human_bytes(double(report.bytes_in)).c_str(),
+                 human_bytes(double(report.bytes_out)).c_str());
   });
 }
 

@@ -58,7 +58,8 @@ json parse_strict_json(const char* begin, const char* end, int max_depth, const 
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
-        if (depth >= max_depth) fail(what, " nests objects or arrays deeper than the format allows");
+        if (depth >= max_depth)
+          fail(what, " nests objects or arrays deeper than the format allows");
         if (event == json::parse_event_t::object_start) open_objects.emplace_back();
         break;
       case json::parse_event_t::object_end:
@@ -82,10 +83,13 @@ json parse_strict_json(const char* begin, const char* end, int max_depth, const 
   }
 }
 
-bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
 
 uint64_t read_offset(const json& value, const std::string& where) {
-  if (!value.is_number_unsigned()) fail(where, " is ", value.dump(), ", expected a non-negative integer");
+  if (!value.is_number_unsigned())
+    fail(where, " is ", value.dump(), ", expected a non-negative integer");
   return value.get<uint64_t>();
 }
 
@@ -124,10 +128,14 @@ std::optional<SafetensorsDtype> safetensors_dtype_from_name(std::string_view nam
 
 std::optional<GgmlType> safetensors_dtype_to_ggml(SafetensorsDtype dtype) {
   switch (dtype) {
-    case SafetensorsDtype::F32: return GgmlType::F32;
-    case SafetensorsDtype::F16: return GgmlType::F16;
-    case SafetensorsDtype::BF16: return GgmlType::BF16;
-    default: return std::nullopt;
+    case SafetensorsDtype::F32:
+      return GgmlType::F32;
+    case SafetensorsDtype::F16:
+      return GgmlType::F16;
+    case SafetensorsDtype::BF16:
+      return GgmlType::BF16;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -145,7 +153,9 @@ std::string SafetensorsTensor::shape_string() const {
 
 // --- SafetensorsFile ---
 
-void SafetensorsFile::AlignedFree::operator()(uint8_t* p) const { std::free(p); }
+void SafetensorsFile::AlignedFree::operator()(uint8_t* p) const {
+  std::free(p);
+}
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile f;
@@ -157,7 +167,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   return f;
 }
 
-SafetensorsFile SafetensorsFile::from_bytes(const uint8_t* data, size_t size, const std::string& name) {
+SafetensorsFile SafetensorsFile::from_bytes(const uint8_t* data, size_t size,
+                                            const std::string& name) {
   SafetensorsFile f;
   f.owned_.reset(aligned_copy(data, size));
   f.path_ = name;
@@ -250,9 +261,10 @@ void SafetensorsFile::parse() {
 
   // The data must be covered exactly once: sorted by offset, each tensor starts where the
   // previous one ended, and the last one ends at the end of the file.
-  std::sort(tensors_.begin(), tensors_.end(), [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(tensors_.begin(), tensors_.end(),
+            [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
+              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+            });
   uint64_t covered = 0;
   const SafetensorsTensor* previous = nullptr;
   for (const SafetensorsTensor& t : tensors_) {
@@ -336,10 +348,12 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
     c.add_file(std::make_unique<SafetensorsFile>(SafetensorsFile::open((folder / shard).string())));
   for (const auto& [name, shard] : map_it->items()) {
     const SafetensorsTensor* t = c.find(name);
-    if (!t) fail(ip, ": tensor '", name, "' is listed in shard ", shard.get<std::string>(), " but is not there");
-    if (fs::path(t->file).filename() != shard.get<std::string>())
+    if (!t)
       fail(ip, ": tensor '", name, "' is listed in shard ", shard.get<std::string>(),
-           " but is in ", t->file);
+           " but is not there");
+    if (fs::path(t->file).filename() != shard.get<std::string>())
+      fail(ip, ": tensor '", name, "' is listed in shard ", shard.get<std::string>(), " but is in ",
+           t->file);
   }
   if (c.index_.size() != map_it->size()) {
     for (const auto& file : c.files_)

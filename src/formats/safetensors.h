@@ -31,7 +31,22 @@ namespace g4 {
 // The dtypes of the safetensors format with a fixed byte size per element. Sub-byte dtypes
 // (F4, F6_*) are refused at open with a message naming them.
 enum class SafetensorsDtype : uint8_t {
-  BOOL, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64,
+  BOOL,
+  U8,
+  I8,
+  F8_E5M2,
+  F8_E4M3,
+  F8_E8M0,
+  I16,
+  U16,
+  F16,
+  BF16,
+  I32,
+  U32,
+  F32,
+  I64,
+  U64,
+  F64,
 };
 
 const char* safetensors_dtype_name(SafetensorsDtype dtype);  // "BF16"
@@ -136,8 +151,8 @@ class SafetensorsWriter {
  public:
   void set_metadata(const std::string& key, const std::string& value);
   // Copies the bytes; n_bytes must equal the element count times the dtype size.
-  void add_tensor(const std::string& name, SafetensorsDtype dtype, const std::vector<int64_t>& shape,
-                  const void* data, size_t n_bytes);
+  void add_tensor(const std::string& name, SafetensorsDtype dtype,
+                  const std::vector<int64_t>& shape, const void* data, size_t n_bytes);
   uint64_t data_bytes() const;
   // Throws g4::Error when the file cannot be written.
   void write(const std::string& path) const;

@@ -25,7 +25,8 @@ json read_json_file(const fs::path& path) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
   if (ec) fail(path.string(), ": cannot read: ", ec.message());
-  if (size > kMaxJsonFileBytes) fail(path.string(), ": ", size, " bytes is too large for a JSON file");
+  if (size > kMaxJsonFileBytes)
+    fail(path.string(), ": ", size, " bytes is too large for a JSON file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path.string(), ": cannot open");
   std::ostringstream text;
@@ -101,7 +102,8 @@ class ConfigView {
     const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)
                           ? INT64_MAX
                           : v.get<int64_t>();
-    if (x < lo || x > hi) fail(name(key), " = ", x, " is out of range (expected ", lo, "..", hi, ")");
+    if (x < lo || x > hi)
+      fail(name(key), " = ", x, " is out of range (expected ", lo, "..", hi, ")");
     return x;
   }
   const json& object_;
@@ -135,7 +137,8 @@ RopeKind read_rope(const ConfigView& rope_parameters, const std::string& kind) {
     fail(r.name("factor"), " = ", *factor, ": RoPE scaling is not supported");
   out.partial_rotary_factor = r.number_opt("partial_rotary_factor").value_or(1.0);
   if (!(out.partial_rotary_factor > 0.0 && out.partial_rotary_factor <= 1.0))
-    fail(r.name("partial_rotary_factor"), " = ", out.partial_rotary_factor, " is out of range (0, 1]");
+    fail(r.name("partial_rotary_factor"), " = ", out.partial_rotary_factor,
+         " is out of range (0, 1]");
   out.base = float(r.number("rope_theta"));
   if (!(out.base > 1.0f)) fail(r.name("rope_theta"), " = ", out.base, " must be > 1");
   return out;
@@ -150,13 +153,16 @@ int rotated_dims(const RopeKind& rope, int head_dim) {
 void require_off(const ConfigView& c, const std::string& key, const char* feature) {
   const json* v = c.find(key);
   if (!v) return;
-  const bool on = v->is_boolean() ? v->get<bool>() : (v->is_number() ? v->get<double>() != 0.0 : true);
+  const bool on =
+      v->is_boolean() ? v->get<bool>() : (v->is_number() ? v->get<double>() != 0.0 : true);
   if (on)
     fail(c.name(key), " = ", v->dump(), ": ", feature,
          " is not supported by this engine (it runs the Gemma 4 12B layout)");
 }
 
-std::string where_is(const SafetensorsTensor& t) { return cat(t.file, ": tensor '", t.name, "'"); }
+std::string where_is(const SafetensorsTensor& t) {
+  return cat(t.file, ": tensor '", t.name, "'");
+}
 
 void check_shape(const SafetensorsTensor& t, const std::vector<int64_t>& shape) {
   if (t.shape != shape) {
@@ -213,13 +219,20 @@ struct LayerNames {
 
 LayerNames layer_names(const std::string& prefix, int l) {
   const std::string p = cat(prefix, "layers.", l, ".");
-  return {p + "input_layernorm.weight",     p + "self_attn.q_proj.weight",
-          p + "self_attn.k_proj.weight",    p + "self_attn.v_proj.weight",
-          p + "self_attn.o_proj.weight",    p + "self_attn.q_norm.weight",
-          p + "self_attn.k_norm.weight",    p + "post_attention_layernorm.weight",
-          p + "pre_feedforward_layernorm.weight", p + "mlp.gate_proj.weight",
-          p + "mlp.up_proj.weight",         p + "mlp.down_proj.weight",
-          p + "post_feedforward_layernorm.weight", p + "layer_scalar"};
+  return {p + "input_layernorm.weight",
+          p + "self_attn.q_proj.weight",
+          p + "self_attn.k_proj.weight",
+          p + "self_attn.v_proj.weight",
+          p + "self_attn.o_proj.weight",
+          p + "self_attn.q_norm.weight",
+          p + "self_attn.k_norm.weight",
+          p + "post_attention_layernorm.weight",
+          p + "pre_feedforward_layernorm.weight",
+          p + "mlp.gate_proj.weight",
+          p + "mlp.up_proj.weight",
+          p + "mlp.down_proj.weight",
+          p + "post_feedforward_layernorm.weight",
+          p + "layer_scalar"};
 }
 
 bool attention_k_eq_v(const json& config) {
@@ -228,7 +241,8 @@ bool attention_k_eq_v(const json& config) {
   return it != tc.end() && it->is_boolean() && it->get<bool>();
 }
 
-const SafetensorsTensor* find_first(const SafetensorsCheckpoint& c, std::initializer_list<const char*> names) {
+const SafetensorsTensor* find_first(const SafetensorsCheckpoint& c,
+                                    std::initializer_list<const char*> names) {
   for (const char* n : names)
     if (const SafetensorsTensor* t = c.find(n)) return t;
   return nullptr;
@@ -255,12 +269,15 @@ std::unique_ptr<HfCheckpoint> HfCheckpoint::open(const std::string& dir) {
   else if (c->tensors.find("model.embed_tokens.weight"))
     c->text_prefix = "model.";
   else
-    fail(dir, ": no model.language_model.embed_tokens.weight or model.embed_tokens.weight tensor "
+    fail(dir,
+         ": no model.language_model.embed_tokens.weight or model.embed_tokens.weight tensor "
          "(not a Gemma 4 checkpoint?)");
   return c;
 }
 
-std::string HfCheckpoint::config_path() const { return (fs::path(dir) / "config.json").string(); }
+std::string HfCheckpoint::config_path() const {
+  return (fs::path(dir) / "config.json").string();
+}
 
 std::string HfCheckpoint::tokenizer_json_path() const {
   return (fs::path(dir) / "tokenizer.json").string();
@@ -285,7 +302,8 @@ std::optional<std::string> HfCheckpoint::chat_template() const {
           entry["template"].is_string())
         return entry["template"].get<std::string>();
   }
-  fail(dir, "/tokenizer_config.json: chat_template is neither a string nor a list holding a "
+  fail(dir,
+       "/tokenizer_config.json: chat_template is neither a string nor a list holding a "
        "\"default\" template");
 }
 
@@ -316,7 +334,8 @@ Gemma4HParams hparams_from_hf_config(const json& config, const std::string& sour
   if (!(hp.rms_eps > 0.0f && hp.rms_eps < 1.0f))
     fail(c.name("rms_norm_eps"), " = ", hp.rms_eps, " is out of range (0, 1)");
   hp.final_logit_softcap = float(c.number_opt("final_logit_softcapping").value_or(0.0));
-  if (hp.final_logit_softcap < 0.0f) fail(c.name("final_logit_softcapping"), " must not be negative");
+  if (hp.final_logit_softcap < 0.0f)
+    fail(c.name("final_logit_softcapping"), " must not be negative");
 
   require_off(c, "num_kv_shared_layers", "cross-layer KV sharing (Gemma 4 E2B/E4B)");
   require_off(c, "hidden_size_per_layer_input", "per-layer embeddings (Gemma 4 E2B/E4B)");
@@ -324,15 +343,18 @@ Gemma4HParams hparams_from_hf_config(const json& config, const std::string& sour
   require_off(c, "use_double_wide_mlp", "the double-wide MLP (Gemma 4 E2B)");
   require_off(c, "attention_bias", "attention with bias");
   if (c.find("attn_logit_softcapping"))
-    fail(c.name("attn_logit_softcapping"), " is set: attention softcapping is not supported (Gemma 4 has none)");
+    fail(c.name("attn_logit_softcapping"),
+         " is set: attention softcapping is not supported (Gemma 4 has none)");
   if (!c.boolean("tie_word_embeddings", config.value("tie_word_embeddings", true)))
-    fail(c.name("tie_word_embeddings"), " is false: a separate output matrix is not supported "
+    fail(c.name("tie_word_embeddings"),
+         " is false: a separate output matrix is not supported "
          "(Gemma 4 ties the output to the embedding)");
   for (const char* key : {"hidden_activation", "hidden_act"}) {
     if (!c.find(key)) continue;
     const std::string act = c.string(key);
     if (act != "gelu_pytorch_tanh")
-      fail(c.name(key), " is '", act, "': only gelu_pytorch_tanh (tanh-approximated GELU) is supported");
+      fail(c.name(key), " is '", act,
+           "': only gelu_pytorch_tanh (tanh-approximated GELU) is supported");
     break;
   }
 
@@ -366,8 +388,8 @@ Gemma4HParams hparams_from_hf_config(const json& config, const std::string& sour
       fail(source, ": layer ", l, ": num_attention_heads (", hp.n_head,
            ") is not a multiple of its key/value head count (", g.n_head_kv, ")");
     if (g.head_dim % 2 != 0 || g.n_rot % 2 != 0 || g.n_rot <= 0 || g.n_rot > g.head_dim)
-      fail(source, ": layer ", l, ": rotated dims ", g.n_rot, " must be even, positive and within head_dim ",
-           g.head_dim);
+      fail(source, ": layer ", l, ": rotated dims ", g.n_rot,
+           " must be even, positive and within head_dim ", g.head_dim);
     hp.layers.push_back(g);
   }
   return hp;
@@ -376,9 +398,10 @@ Gemma4HParams hparams_from_hf_config(const json& config, const std::string& sour
 std::vector<float> hf_rope_freq_factors(const json& config, const std::string& source) {
   const ConfigView c = text_view(config, source);
   const json& types = c.require("layer_types");
-  const bool has_full = types.is_array() && std::any_of(types.begin(), types.end(), [](const json& t) {
-                          return t.is_string() && t.get<std::string>() == "full_attention";
-                        });
+  const bool has_full =
+      types.is_array() && std::any_of(types.begin(), types.end(), [](const json& t) {
+        return t.is_string() && t.get<std::string>() == "full_attention";
+      });
   if (!has_full) return {};
   const RopeKind rope = read_rope(c.object("rope_parameters"), "full_attention");
   if (!rope.proportional) return {};
@@ -400,7 +423,8 @@ Gemma4Weights bind_hf_weights(const HfCheckpoint& ckpt, const Gemma4HParams& hp)
   const int64_t d = hp.n_embd;
   Gemma4Weights w;
   if (const SafetensorsTensor* head = find_first(T, {"lm_head.weight", "model.lm_head.weight"}))
-    fail(where_is(*head), ": a separate output matrix is not supported (Gemma 4 ties it to the embedding)");
+    fail(where_is(*head),
+         ": a separate output matrix is not supported (Gemma 4 ties it to the embedding)");
   w.token_embd = bind_matrix(T.tensor(p + "embed_tokens.weight"), hp.n_vocab, d);
   w.output_norm = decode_vector(T.tensor(p + "norm.weight"), d);
   w.rope_freq_factors = hf_rope_freq_factors(ckpt.config, ckpt.config_path());
@@ -418,7 +442,8 @@ Gemma4Weights bind_hf_weights(const HfCheckpoint& ckpt, const Gemma4HParams& hp)
     // k_eq_v (spec §2.3): full layers have no v_proj; V is the raw K projection.
     const bool has_v = g.sliding || !k_eq_v;
     const SafetensorsTensor* v = T.find(n.v);
-    if (has_v && !v) fail(T.source(), ": no tensor '", n.v, "' (layer ", l, " needs a value projection)");
+    if (has_v && !v)
+      fail(T.source(), ": no tensor '", n.v, "' (layer ", l, " needs a value projection)");
     if (!has_v && v)
       fail(where_is(*v), " exists but attention_k_eq_v says full-attention layers take V from K");
     if (v) lw.wv = bind_matrix(*v, kv_rows, d);
@@ -431,20 +456,22 @@ Gemma4Weights bind_hf_weights(const HfCheckpoint& ckpt, const Gemma4HParams& hp)
     lw.w_up = bind_matrix(T.tensor(n.up), g.n_ff, d);
     lw.w_down = bind_matrix(T.tensor(n.down), d, g.n_ff);
     lw.post_ffw_norm = decode_vector(T.tensor(n.post_feedforward_layernorm), d);
-    if (const SafetensorsTensor* s = T.find(n.layer_scalar)) lw.output_scale = decode_vector(*s, 1)[0];
+    if (const SafetensorsTensor* s = T.find(n.layer_scalar))
+      lw.output_scale = decode_vector(*s, 1)[0];
     w.layers.push_back(std::move(lw));
   }
   return w;
 }
 
-std::vector<std::string> hf_unknown_text_tensors(const HfCheckpoint& ckpt, const Gemma4HParams& hp) {
+std::vector<std::string> hf_unknown_text_tensors(const HfCheckpoint& ckpt,
+                                                 const Gemma4HParams& hp) {
   const std::string& p = ckpt.text_prefix;
   std::set<std::string> known = {p + "embed_tokens.weight", p + "norm.weight"};
   for (int l = 0; l < hp.n_layer; ++l) {
     const LayerNames n = layer_names(p, l);
-    for (const std::string* s :
-         {&n.input_layernorm, &n.q, &n.k, &n.v, &n.o, &n.q_norm, &n.k_norm, &n.post_attention_layernorm,
-          &n.pre_feedforward_layernorm, &n.gate, &n.up, &n.down, &n.post_feedforward_layernorm, &n.layer_scalar})
+    for (const std::string* s : {&n.input_layernorm, &n.q, &n.k, &n.v, &n.o, &n.q_norm, &n.k_norm,
+                                 &n.post_attention_layernorm, &n.pre_feedforward_layernorm, &n.gate,
+                                 &n.up, &n.down, &n.post_feedforward_layernorm, &n.layer_scalar})
       known.insert(*s);
   }
   // The multimodal parts live next to the decoder in text-only-prefixed layouts too.
@@ -471,7 +498,8 @@ HfMultimodalWeights find_hf_multimodal_weights(const HfCheckpoint& ckpt) {
   mm.n_embd = int(text_view(ckpt.config, source).integer("hidden_size", 1, 1 << 24));
   for (const SafetensorsTensor* t : T.tensors()) {
     if (t->name.rfind("model.vision_tower.", 0) == 0 || t->name.rfind("model.audio_tower.", 0) == 0)
-      fail(where_is(*t), ": this checkpoint has a vision or audio encoder (Gemma 4 E2B/E4B/26B/31B); "
+      fail(where_is(*t),
+           ": this checkpoint has a vision or audio encoder (Gemma 4 E2B/E4B/26B/31B); "
            "only the encoder-free embedders of the 12B unified model are supported");
   }
   const json empty = json::object();
@@ -483,7 +511,8 @@ HfMultimodalWeights find_hf_multimodal_weights(const HfCheckpoint& ckpt) {
   const SafetensorsTensor* dense = find_first(
       T, {"model.vision_embedder.patch_dense.weight", "model.embed_vision.patch_dense.weight"});
   if (dense) {
-    const std::string base = dense->name.substr(0, dense->name.size() - std::strlen("patch_dense.weight"));
+    const std::string base =
+        dense->name.substr(0, dense->name.size() - std::strlen("patch_dense.weight"));
     const ConfigView vc(sub_config("vision_config"), source + ": vision_config.");
     HfVisionEmbedder v;
     const int teacher = int(vc.integer_opt("patch_size", 1, 4096).value_or(16));
@@ -493,8 +522,8 @@ HfMultimodalWeights find_hf_multimodal_weights(const HfCheckpoint& ckpt) {
     v.rms_eps = float(vc.number_opt("rms_norm_eps").value_or(1e-6));
     const int64_t patch_dim = int64_t(v.patch_size) * v.patch_size * 3;
     if (dense->shape.size() != 2 || dense->shape[1] != patch_dim)
-      fail(where_is(*dense), " has shape ", dense->shape_string(), ", expected [mm_embed_dim, ", patch_dim,
-           "] for ", v.patch_size, "x", v.patch_size, " RGB patches");
+      fail(where_is(*dense), " has shape ", dense->shape_string(), ", expected [mm_embed_dim, ",
+           patch_dim, "] for ", v.patch_size, "x", v.patch_size, " RGB patches");
     v.d_mm = int(dense->shape[0]);
     if (const auto d_mm = vc.integer_opt("mm_embed_dim", 1, 1 << 24); d_mm && *d_mm != v.d_mm)
       fail(where_is(*dense), " has ", v.d_mm, " rows but vision_config.mm_embed_dim is ", *d_mm);
@@ -515,12 +544,14 @@ HfMultimodalWeights find_hf_multimodal_weights(const HfCheckpoint& ckpt) {
     v.pos_norm_bias = get("pos_norm.bias", {dm});
     const SafetensorsTensor& pos = T.tensor(base + "pos_embedding");
     if (pos.shape.size() != 3 || pos.shape[1] != 2 || pos.shape[2] != dm)
-      fail(where_is(pos), " has shape ", pos.shape_string(), ", expected [posemb_size, 2, ", dm, "]");
+      fail(where_is(pos), " has shape ", pos.shape_string(), ", expected [posemb_size, 2, ", dm,
+           "]");
     engine_type(pos);
     v.pos_embedding = &pos;
     v.posemb_size = int(pos.shape[0]);
-    const SafetensorsTensor* proj = find_first(T, {"model.embed_vision.embedding_projection.weight",
-                                                   "model.embed_vision.multimodal_embedder.embedding_projection.weight"});
+    const SafetensorsTensor* proj =
+        find_first(T, {"model.embed_vision.embedding_projection.weight",
+                       "model.embed_vision.multimodal_embedder.embedding_projection.weight"});
     if (!proj) fail(T.source(), ": no tensor 'model.embed_vision.embedding_projection.weight'");
     check_shape(*proj, {mm.n_embd, dm});
     engine_type(*proj);
@@ -531,8 +562,9 @@ HfMultimodalWeights find_hf_multimodal_weights(const HfCheckpoint& ckpt) {
   if (const SafetensorsTensor* proj = T.find("model.embed_audio.embedding_projection.weight")) {
     const ConfigView ac(sub_config("audio_config"), source + ": audio_config.");
     HfAudioEmbedder a;
-    a.samples_per_token = int(ac.integer_opt("audio_samples_per_token", 1, 1 << 20)
-                                  .value_or(ac.integer_opt("audio_embed_dim", 1, 1 << 20).value_or(640)));
+    a.samples_per_token =
+        int(ac.integer_opt("audio_samples_per_token", 1, 1 << 20)
+                .value_or(ac.integer_opt("audio_embed_dim", 1, 1 << 20).value_or(640)));
     a.rms_eps = float(ac.number_opt("rms_norm_eps").value_or(1e-6));
     check_shape(*proj, {mm.n_embd, a.samples_per_token});
     engine_type(*proj);
@@ -564,7 +596,8 @@ HfGemma4Model load_hf_gemma4(const std::string& dir) {
     if (value->is_number_integer()) return add_unique(list, value->get<int64_t>(), what);
     if (!value->is_array()) fail(dir, ": ", what, " is ", value->dump(), ", expected token ids");
     for (const json& id : *value) {
-      if (!id.is_number_integer()) fail(dir, ": ", what, " holds ", id.dump(), ", expected token ids");
+      if (!id.is_number_integer())
+        fail(dir, ": ", what, " holds ", id.dump(), ", expected token ids");
       add_unique(list, id.get<int64_t>(), what);
     }
   };
@@ -573,8 +606,10 @@ HfGemma4Model load_hf_gemma4(const std::string& dir) {
     const auto it = j->find(key);
     return it == j->end() ? nullptr : &*it;
   };
-  add_ids(field(ckpt.generation_config, "suppress_tokens"), suppressed, "generation_config.json suppress_tokens");
-  add_ids(field(ckpt.generation_config, "eos_token_id"), eog, "generation_config.json eos_token_id");
+  add_ids(field(ckpt.generation_config, "suppress_tokens"), suppressed,
+          "generation_config.json suppress_tokens");
+  add_ids(field(ckpt.generation_config, "eos_token_id"), eog,
+          "generation_config.json eos_token_id");
   add_ids(field(std::optional<json>(ckpt.config), "eos_token_id"), eog, "config.json eos_token_id");
   if (fs::exists(ckpt.tokenizer_json_path())) {
     const TokenizerVocab vocab = Tokenizer::vocab_from_hf_json(ckpt.tokenizer_json_path());

@@ -67,7 +67,8 @@ Gemma4Weights bind_hf_weights(const HfCheckpoint& checkpoint, const Gemma4HParam
 
 // Names of decoder tensors (under text_prefix) that bind_hf_weights does not use: a checkpoint
 // with any is a layout this engine does not know.
-std::vector<std::string> hf_unknown_text_tensors(const HfCheckpoint& checkpoint, const Gemma4HParams& hp);
+std::vector<std::string> hf_unknown_text_tensors(const HfCheckpoint& checkpoint,
+                                                 const Gemma4HParams& hp);
 
 // --- the multimodal embedders (spec §3.3, §4) ---
 //
@@ -81,15 +82,17 @@ struct HfVisionEmbedder {
   const SafetensorsTensor* patch_dense_bias = nullptr;    // [d_mm]
   const SafetensorsTensor* patch_ln2_weight = nullptr;    // [d_mm]
   const SafetensorsTensor* patch_ln2_bias = nullptr;      // [d_mm]
-  const SafetensorsTensor* pos_embedding = nullptr;       // [posemb, 2, d_mm]: [x][0] x-table, [y][1] y-table
-  const SafetensorsTensor* pos_norm_weight = nullptr;     // [d_mm]
-  const SafetensorsTensor* pos_norm_bias = nullptr;       // [d_mm]
-  const SafetensorsTensor* projection = nullptr;          // [n_embd, d_mm] embed_vision.embedding_projection
-  int patch_size = 0;      // model_patch_size: 48 (16-px patches merged 3x3)
-  int teacher_patch = 0;   // vision_config.patch_size: 16
-  int d_mm = 0;            // mm_embed_dim
-  int posemb_size = 0;     // rows of each position table (1120)
-  float rms_eps = 1e-6f;   // the weightless RMSNorm before the projection
+  const SafetensorsTensor* pos_embedding =
+      nullptr;  // [posemb, 2, d_mm]: [x][0] x-table, [y][1] y-table
+  const SafetensorsTensor* pos_norm_weight = nullptr;  // [d_mm]
+  const SafetensorsTensor* pos_norm_bias = nullptr;    // [d_mm]
+  const SafetensorsTensor* projection =
+      nullptr;            // [n_embd, d_mm] embed_vision.embedding_projection
+  int patch_size = 0;     // model_patch_size: 48 (16-px patches merged 3x3)
+  int teacher_patch = 0;  // vision_config.patch_size: 16
+  int d_mm = 0;           // mm_embed_dim
+  int posemb_size = 0;    // rows of each position table (1120)
+  float rms_eps = 1e-6f;  // the weightless RMSNorm before the projection
 };
 
 struct HfAudioEmbedder {

@@ -19,9 +19,9 @@ using nlohmann::json;
 
 // One output tensor: where its rows come from and how they are rearranged.
 struct TensorPlan {
-  std::string name;                          // GGUF name
+  std::string name;  // GGUF name
   GgmlType type = GgmlType::F32;
-  std::vector<int64_t> ne;                   // ggml order: ne[0] is a row
+  std::vector<int64_t> ne;                    // ggml order: ne[0] is a row
   const SafetensorsTensor* source = nullptr;  // nullptr: `generated` holds the values
   std::vector<float> generated;
   // Output row -> source row; empty = the same row. Source rows have ne[0] elements.
@@ -69,12 +69,14 @@ void produce(const TensorPlan& plan, uint8_t* dst, ThreadPool& pool) {
     if (!plan.column_perm.empty()) permuted.resize(static_cast<size_t>(cols));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t s = plan.row_map ? plan.row_map(r) : r;
-      if (s < 0 || s >= src_rows) fail("converter: row ", s, " of '", src.name, "' is out of range");
+      if (s < 0 || s >= src_rows)
+        fail("converter: row ", s, " of '", src.name, "' is out of range");
       std::memcpy(raw.data(), src.data + size_t(s) * in_row_bytes, in_row_bytes);
       dequantize_row(in_type, raw.data(), row.data(), cols);
       const float* out = row.data();
       if (!plan.column_perm.empty()) {
-        for (int64_t c = 0; c < cols; ++c) permuted[size_t(c)] = row[size_t(plan.column_perm[size_t(c)])];
+        for (int64_t c = 0; c < cols; ++c)
+          permuted[size_t(c)] = row[size_t(plan.column_perm[size_t(c)])];
         out = permuted.data();
       }
       quantize_row(plan.type, out, dst + r * out_row_bytes, cols);
@@ -89,22 +91,24 @@ void write_planned(GgufWriter& w, const std::vector<TensorPlan>& plans, const Hf
   for (const TensorPlan& p : plans) total += p.n_bytes();
   auto done = std::make_shared<uint64_t>(0);
   for (size_t i = 0; i < plans.size(); ++i) {
-    w.add_tensor_streamed(plans[i].name, plans[i].type, plans[i].ne, [&plans, &ckpt, &path, &pool, &progress,
-                                                                      total, i, done](uint8_t* dst, size_t n_bytes) {
-      const TensorPlan& plan = plans[i];
-      if (n_bytes != plan.n_bytes()) fail("converter: size mismatch for ", plan.name);
-      produce(plan, dst, pool);
-      if (plan.source) ckpt.tensors.release_pages(*plan.source);
-      *done += n_bytes;
-      if (progress) progress({path, plan.name, int(i + 1), int(plans.size()), *done, total});
-    });
+    w.add_tensor_streamed(
+        plans[i].name, plans[i].type, plans[i].ne,
+        [&plans, &ckpt, &path, &pool, &progress, total, i, done](uint8_t* dst, size_t n_bytes) {
+          const TensorPlan& plan = plans[i];
+          if (n_bytes != plan.n_bytes()) fail("converter: size mismatch for ", plan.name);
+          produce(plan, dst, pool);
+          if (plan.source) ckpt.tensors.release_pages(*plan.source);
+          *done += n_bytes;
+          if (progress) progress({path, plan.name, int(i + 1), int(plans.size()), *done, total});
+        });
   }
   w.write(path);
 }
 
 // A 2-D weight in the requested type; block types need rows of whole blocks, otherwise the
 // tensor falls back to F16 (as llama.cpp's converter does) and the report says so.
-GgmlType matrix_type(GgmlType wanted, int64_t cols, const std::string& name, ConvertReport& report) {
+GgmlType matrix_type(GgmlType wanted, int64_t cols, const std::string& name,
+                     ConvertReport& report) {
   const int64_t block = ggml_type_info(wanted).block_size;
   if (cols % block == 0) return wanted;
   report.notes.push_back(cat(name, ": rows of ", cols, " are not a multiple of the ",
@@ -112,7 +116,8 @@ GgmlType matrix_type(GgmlType wanted, int64_t cols, const std::string& name, Con
   return GgmlType::F16;
 }
 
-std::optional<std::string> special_token_text(const std::optional<json>& tokenizer_config, const char* key) {
+std::optional<std::string> special_token_text(const std::optional<json>& tokenizer_config,
+                                              const char* key) {
   if (!tokenizer_config) return std::nullopt;
   const auto it = tokenizer_config->find(key);
   if (it == tokenizer_config->end()) return std::nullopt;
@@ -131,8 +136,9 @@ int64_t add_tokenizer_metadata(GgufWriter& w, const HfCheckpoint& ckpt, ConvertR
   const TokenizerVocab vocab = Tokenizer::vocab_from_hf_json(path);
   // These always render as text so chat parsers can read them (llama.cpp's converter marks
   // them USER_DEFINED); every other special token is CONTROL, <unk> included.
-  static const char* const kVisible[] = {"<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>",
-                                         "<|tool_response>", "<tool_response|>", "<|\"|>"};
+  static const char* const kVisible[] = {"<|channel>",   "<channel|>",       "<|tool_call>",
+                                         "<tool_call|>", "<|tool_response>", "<tool_response|>",
+                                         "<|\"|>"};
   std::vector<int32_t> types;
   types.reserve(vocab.types.size());
   for (size_t i = 0; i < vocab.types.size(); ++i) {
@@ -166,11 +172,13 @@ int64_t add_tokenizer_metadata(GgufWriter& w, const HfCheckpoint& ckpt, ConvertR
       {"mask_token", "tokenizer.ggml.mask_token_id", "<mask>"},
   };
   for (const auto& s : kSpecials) {
-    const std::string text = special_token_text(ckpt.tokenizer_config, s.config_key).value_or(s.fallback);
+    const std::string text =
+        special_token_text(ckpt.tokenizer_config, s.config_key).value_or(s.fallback);
     if (const auto id = id_of(text)) {
       w.set_u32(s.gguf_key, *id);
     } else if (special_token_text(ckpt.tokenizer_config, s.config_key)) {
-      fail(ckpt.dir, "/tokenizer_config.json: ", s.config_key, " '", text, "' is not in tokenizer.json");
+      fail(ckpt.dir, "/tokenizer_config.json: ", s.config_key, " '", text,
+           "' is not in tokenizer.json");
     }
   }
   // llama.cpp forces a BOS for Gemma 4 prompts (spec §6), and the converter writes true.
@@ -188,7 +196,8 @@ int64_t add_tokenizer_metadata(GgufWriter& w, const HfCheckpoint& ckpt, ConvertR
     if (!ids.is_null()) {
       if (!ids.is_array()) fail(ckpt.dir, "/generation_config.json: suppress_tokens is not a list");
       for (const json& id : ids) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= int64_t(vocab.tokens.size()))
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+            id.get<int64_t>() >= int64_t(vocab.tokens.size()))
           fail(ckpt.dir, "/generation_config.json: suppress_tokens holds ", id.dump(),
                ", not a token id of the ", vocab.tokens.size(), "-token vocabulary");
         suppress.push_back(int32_t(id.get<int64_t>()));
@@ -199,7 +208,8 @@ int64_t add_tokenizer_metadata(GgufWriter& w, const HfCheckpoint& ckpt, ConvertR
   if (const auto tmpl = ckpt.chat_template()) {
     w.set_string("tokenizer.chat_template", *tmpl);
   } else {
-    report.notes.push_back("no chat template in the checkpoint; the engine will use its built-in Gemma 4 template");
+    report.notes.push_back(
+        "no chat template in the checkpoint; the engine will use its built-in Gemma 4 template");
   }
   return int64_t(vocab.tokens.size());
 }
@@ -211,7 +221,8 @@ void add_sampling_metadata(GgufWriter& w, const HfCheckpoint& ckpt) {
   const std::string where = ckpt.dir + "/generation_config.json: ";
   if (g.contains("temperature") && g["temperature"].is_number())
     w.set_f32("general.sampling.temp", g["temperature"].get<float>());
-  if (g.contains("top_p") && g["top_p"].is_number()) w.set_f32("general.sampling.top_p", g["top_p"].get<float>());
+  if (g.contains("top_p") && g["top_p"].is_number())
+    w.set_f32("general.sampling.top_p", g["top_p"].get<float>());
   if (g.contains("top_k") && g["top_k"].is_number_integer()) {
     const int64_t k = g["top_k"].get<int64_t>();
     if (k < 0 || k > INT32_MAX) fail(where, "top_k = ", k, " is out of range");
@@ -223,8 +234,8 @@ void check_convert_type(GgmlType type, std::initializer_list<GgmlType> allowed, 
   if (std::find(allowed.begin(), allowed.end(), type) == allowed.end()) {
     std::string names;
     for (GgmlType t : allowed) names += cat(names.empty() ? "" : ", ", ggml_type_name(t));
-    fail("convert: ", what, " type ", ggml_type_name(type), " is not supported (choose one of ", names,
-         "; use `gemma4 quantize` for the other types)");
+    fail("convert: ", what, " type ", ggml_type_name(type), " is not supported (choose one of ",
+         names, "; use `gemma4 quantize` for the other types)");
   }
 }
 
@@ -239,18 +250,30 @@ std::string model_name(const HfCheckpoint& ckpt, const ConvertOptions& options) 
 
 uint32_t gguf_file_type_of(GgmlType type) {
   switch (type) {
-    case GgmlType::F32: return 0;
-    case GgmlType::F16: return 1;
-    case GgmlType::Q4_0: return 2;
-    case GgmlType::Q4_1: return 3;
-    case GgmlType::Q8_0: return 7;
-    case GgmlType::Q5_0: return 8;
-    case GgmlType::Q5_1: return 9;
-    case GgmlType::Q4_K: return 15;  // Q4_K_M
-    case GgmlType::Q5_K: return 17;  // Q5_K_M
-    case GgmlType::Q6_K: return 18;
-    case GgmlType::BF16: return 32;
-    default: fail("no GGUF file type for ", ggml_type_name(type));
+    case GgmlType::F32:
+      return 0;
+    case GgmlType::F16:
+      return 1;
+    case GgmlType::Q4_0:
+      return 2;
+    case GgmlType::Q4_1:
+      return 3;
+    case GgmlType::Q8_0:
+      return 7;
+    case GgmlType::Q5_0:
+      return 8;
+    case GgmlType::Q5_1:
+      return 9;
+    case GgmlType::Q4_K:
+      return 15;  // Q4_K_M
+    case GgmlType::Q5_K:
+      return 17;  // Q5_K_M
+    case GgmlType::Q6_K:
+      return 18;
+    case GgmlType::BF16:
+      return 32;
+    default:
+      fail("no GGUF file type for ", ggml_type_name(type));
   }
 }
 
@@ -274,49 +297,15 @@ ConvertReport convert_hf_text_model(const HfCheckpoint& ckpt, const std::string&
   w.set_u32("general.file_type", gguf_file_type_of(options.type));
   if (options.type == GgmlType::Q8_0) w.set_u32("general.quantization_version", 2);
 
-  // Values of each layer kind; a model without one kind repeats the other's (the keys are
-  // required either way).
-  const auto first_of = [&](bool sliding) -> const LayerGeometry& {
-    for (const LayerGeometry& g : hp.layers)
-      if (g.sliding == sliding) return g;
-    return hp.layers.front();
-  };
-  const LayerGeometry& swa = first_of(true);
-  const LayerGeometry& full = first_of(false);
-  const std::string a = "gemma4.";
-  if (hp.n_ctx_train > 0) w.set_u32(a + "context_length", uint32_t(std::min<int64_t>(hp.n_ctx_train, UINT32_MAX)));
-  w.set_u32(a + "embedding_length", uint32_t(hp.n_embd));
-  w.set_u32(a + "block_count", uint32_t(hp.n_layer));
-  w.set_u32(a + "feed_forward_length", uint32_t(hp.layers.front().n_ff));
-  w.set_u32(a + "attention.head_count", uint32_t(hp.n_head));
-  std::vector<int32_t> kv_heads;
-  std::vector<bool> sliding;
-  for (const LayerGeometry& g : hp.layers) {
-    kv_heads.push_back(g.n_head_kv);
-    sliding.push_back(g.sliding);
-  }
-  w.set_i32_array(a + "attention.head_count_kv", kv_heads);
-  w.set_u32(a + "attention.key_length", uint32_t(full.head_dim));
-  w.set_u32(a + "attention.value_length", uint32_t(full.head_dim));
-  w.set_u32(a + "attention.key_length_swa", uint32_t(swa.head_dim));
-  w.set_u32(a + "attention.value_length_swa", uint32_t(swa.head_dim));
-  w.set_u32(a + "attention.sliding_window", uint32_t(hp.sliding_window));
-  w.set_bool_array(a + "attention.sliding_window_pattern", sliding);
-  w.set_u32(a + "attention.shared_kv_layers", 0);
-  w.set_f32(a + "attention.layer_norm_rms_epsilon", hp.rms_eps);
-  w.set_u32(a + "embedding_length_per_layer_input", 0);
-  w.set_f32(a + "rope.freq_base", full.rope_base);
-  w.set_f32(a + "rope.freq_base_swa", swa.rope_base);
-  w.set_u32(a + "rope.dimension_count", uint32_t(full.n_rot));
-  w.set_u32(a + "rope.dimension_count_swa", uint32_t(swa.n_rot));
-  if (hp.final_logit_softcap > 0.0f) w.set_f32(a + "final_logit_softcapping", hp.final_logit_softcap);
+  write_gemma4_hparams(w, hp);
 
   const int64_t n_tokens = add_tokenizer_metadata(w, ckpt, report);
   add_sampling_metadata(w, ckpt);
 
   const int64_t embd_rows = weights.token_embd.rows;
   if (n_tokens > embd_rows)
-    fail(ckpt.dir, ": tokenizer.json has ", n_tokens, " tokens but embed_tokens only ", embd_rows, " rows");
+    fail(ckpt.dir, ": tokenizer.json has ", n_tokens, " tokens but embed_tokens only ", embd_rows,
+         " rows");
   if (n_tokens < embd_rows)
     report.notes.push_back(cat("token_embd: ", embd_rows - n_tokens,
                                " rows past the tokenizer's vocabulary of ", n_tokens, " dropped"));
@@ -325,7 +314,8 @@ ConvertReport convert_hf_text_model(const HfCheckpoint& ckpt, const std::string&
   const SafetensorsCheckpoint& T = ckpt.tensors;
   const std::string& p = ckpt.text_prefix;
   std::vector<TensorPlan> plans;
-  const auto matrix = [&](const std::string& name, const std::string& source, int64_t rows, int64_t cols) {
+  const auto matrix = [&](const std::string& name, const std::string& source, int64_t rows,
+                          int64_t cols) {
     TensorPlan plan;
     plan.name = name;
     plan.type = matrix_type(options.type, cols, name, report);
@@ -368,7 +358,8 @@ ConvertReport convert_hf_text_model(const HfCheckpoint& ckpt, const std::string&
     matrix(out + "ffn_up.weight", in + "mlp.up_proj.weight", g.n_ff, d);
     matrix(out + "ffn_down.weight", in + "mlp.down_proj.weight", d, g.n_ff);
     vector(out + "post_ffw_norm.weight", in + "post_feedforward_layernorm.weight", d);
-    if (T.find(in + "layer_scalar")) vector(out + "layer_output_scale.weight", in + "layer_scalar", 1);
+    if (T.find(in + "layer_scalar"))
+      vector(out + "layer_output_scale.weight", in + "layer_scalar", 1);
   }
   write_planned(w, plans, ckpt, out_path, pool, progress);
   report.n_tensors = int(plans.size());
@@ -384,7 +375,8 @@ ConvertReport convert_hf_mmproj(const HfCheckpoint& ckpt, const std::string& out
   check_convert_type(type, {GgmlType::F32, GgmlType::F16, GgmlType::BF16}, "projector");
   const HfMultimodalWeights mm = find_hf_multimodal_weights(ckpt);
   if (!mm.vision && !mm.audio)
-    fail(ckpt.dir, ": no vision or audio embedder tensors (model.vision_embedder.*, "
+    fail(ckpt.dir,
+         ": no vision or audio embedder tensors (model.vision_embedder.*, "
          "model.embed_audio.*): nothing to write to a projector file");
   ConvertReport report;
 
@@ -393,8 +385,8 @@ ConvertReport convert_hf_mmproj(const HfCheckpoint& ckpt, const std::string& out
   w.set_string("general.name", model_name(ckpt, options) + "-mmproj");
   w.set_u32("general.file_type", gguf_file_type_of(type));
   std::vector<TensorPlan> plans;
-  const auto add = [&](const std::string& name, const SafetensorsTensor* source, std::vector<int64_t> ne,
-                       bool is_matrix) {
+  const auto add = [&](const std::string& name, const SafetensorsTensor* source,
+                       std::vector<int64_t> ne, bool is_matrix) {
     TensorPlan plan;
     plan.name = name;
     plan.type = is_matrix ? type : GgmlType::F32;
@@ -407,8 +399,8 @@ ConvertReport convert_hf_mmproj(const HfCheckpoint& ckpt, const std::string& out
   if (mm.vision) {
     const HfVisionEmbedder& v = *mm.vision;
     if (v.patch_size != v.teacher_patch * 3)
-      fail(ckpt.config_path(), ": model_patch_size ", v.patch_size, " is not 3 x patch_size ", v.teacher_patch,
-           " (llama.cpp's gemma4uv merges 3x3 patches)");
+      fail(ckpt.config_path(), ": model_patch_size ", v.patch_size, " is not 3 x patch_size ",
+           v.teacher_patch, " (llama.cpp's gemma4uv merges 3x3 patches)");
     w.set_bool("clip.has_vision_encoder", true);
     w.set_u32("clip.vision.projection_dim", uint32_t(mm.n_embd));
     w.set_u32("clip.vision.image_size", 224);  // unused by gemma4uv; llama.cpp requires the key
@@ -435,9 +427,8 @@ ConvertReport convert_hf_mmproj(const HfCheckpoint& ckpt, const std::string& out
     add("v.patch_norm.2.bias", v.patch_ln2_bias, {dm}, false);
     // HF [posemb][2][d] -> GGUF [2][posemb][d] (numpy order): output row t * posemb + p is
     // source row p * 2 + t.
-    add("v.position_embd.weight", v.pos_embedding, {dm, posemb, 2}, true)->row_map = [posemb](int64_t r) {
-      return (r % posemb) * 2 + r / posemb;
-    };
+    add("v.position_embd.weight", v.pos_embedding, {dm, posemb, 2}, true)->row_map =
+        [posemb](int64_t r) { return (r % posemb) * 2 + r / posemb; };
     add("v.patch_norm.3.weight", v.pos_norm_weight, {dm}, false);
     add("v.patch_norm.3.bias", v.pos_norm_bias, {dm}, false);
     add("mm.input_projection.weight", v.projection, {dm, mm.n_embd}, true);

@@ -36,7 +36,7 @@ struct TensorProgress {
   const std::string& tensor;  // GGUF name of the tensor just written
   int index = 0;              // 1-based
   int count = 0;
-  uint64_t bytes_done = 0;    // output tensor bytes written so far, this tensor included
+  uint64_t bytes_done = 0;  // output tensor bytes written so far, this tensor included
   uint64_t bytes_total = 0;
 };
 using TensorProgressFn = std::function<void(const TensorProgress&)>;

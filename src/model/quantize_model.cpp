@@ -23,19 +23,23 @@ struct TargetRow {
 
 // file_type values are llama.cpp's llama_ftype (what general.file_type holds).
 constexpr TargetRow kTargets[] = {
-    {"Q8_0", GgmlType::Q8_0, 7, false},   {"Q4_0", GgmlType::Q4_0, 2, false},
-    {"Q4_1", GgmlType::Q4_1, 3, false},   {"Q5_0", GgmlType::Q5_0, 8, false},
-    {"Q5_1", GgmlType::Q5_1, 9, false},   {"Q4_K_M", GgmlType::Q4_K, 15, true},
-    {"Q4_K", GgmlType::Q4_K, 15, true},   {"Q5_K_M", GgmlType::Q5_K, 17, true},
-    {"Q5_K", GgmlType::Q5_K, 17, true},   {"Q6_K", GgmlType::Q6_K, 18, false},
-    {"F16", GgmlType::F16, 1, false},     {"BF16", GgmlType::BF16, 32, false},
+    {"Q8_0", GgmlType::Q8_0, 7, false}, {"Q4_0", GgmlType::Q4_0, 2, false},
+    {"Q4_1", GgmlType::Q4_1, 3, false}, {"Q5_0", GgmlType::Q5_0, 8, false},
+    {"Q5_1", GgmlType::Q5_1, 9, false}, {"Q4_K_M", GgmlType::Q4_K, 15, true},
+    {"Q4_K", GgmlType::Q4_K, 15, true}, {"Q5_K_M", GgmlType::Q5_K, 17, true},
+    {"Q5_K", GgmlType::Q5_K, 17, true}, {"Q6_K", GgmlType::Q6_K, 18, false},
+    {"F16", GgmlType::F16, 1, false},   {"BF16", GgmlType::BF16, 32, false},
     {"F32", GgmlType::F32, 0, false},
 };
 
-bool is_plain(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+bool is_plain(GgmlType t) {
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+}
 
 // llama.cpp's use_more_bits: the first and last eighth of the layers, and every third in between.
-bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+bool use_more_bits(int i, int n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
 
 int layer_of(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return -1;
@@ -65,20 +69,28 @@ LayerRanks ranks_of(const GgufFile& in, const char* suffix) {
 }
 
 // The block-size fallbacks llama.cpp applies when a row is not a whole number of blocks.
-GgmlType fit_rows(GgmlType type, int64_t cols, const std::string& name, std::vector<std::string>* notes) {
+GgmlType fit_rows(GgmlType type, int64_t cols, const std::string& name,
+                  std::vector<std::string>* notes) {
   GgmlType t = type;
   if (cols % ggml_type_info(t).block_size != 0) {
     switch (t) {
-      case GgmlType::Q4_K: t = GgmlType::Q5_0; break;
-      case GgmlType::Q5_K: t = GgmlType::Q5_1; break;
-      case GgmlType::Q6_K: t = GgmlType::Q8_0; break;
-      default: break;
+      case GgmlType::Q4_K:
+        t = GgmlType::Q5_0;
+        break;
+      case GgmlType::Q5_K:
+        t = GgmlType::Q5_1;
+        break;
+      case GgmlType::Q6_K:
+        t = GgmlType::Q8_0;
+        break;
+      default:
+        break;
     }
     if (cols % ggml_type_info(t).block_size != 0) t = GgmlType::F16;
     if (notes)
-      notes->push_back(cat(name, ": rows of ", cols, " are not a multiple of the ", ggml_type_name(type),
-                           " block size ", ggml_type_info(type).block_size, "; using ",
-                           ggml_type_name(t), " instead"));
+      notes->push_back(cat(name, ": rows of ", cols, " are not a multiple of the ",
+                           ggml_type_name(type), " block size ", ggml_type_info(type).block_size,
+                           "; using ", ggml_type_name(t), " instead"));
   }
   return t;
 }
@@ -101,7 +113,8 @@ std::vector<std::string> quantize_target_names() {
   return out;
 }
 
-std::vector<QuantizeTensorPlan> plan_quantization(const GgufFile& in, const QuantizeOptions& options,
+std::vector<QuantizeTensorPlan> plan_quantization(const GgufFile& in,
+                                                  const QuantizeOptions& options,
                                                   std::vector<std::string>* notes) {
   const std::string arch = in.get_string_opt("general.architecture").value_or("");
   if (arch != "gemma4")
@@ -126,7 +139,8 @@ std::vector<QuantizeTensorPlan> plan_quantization(const GgufFile& in, const Quan
     }
     GgmlType to = target.base;
     if (mix) {
-      const bool output = t.name == "output.weight" || (tied_output && t.name == "token_embd.weight");
+      const bool output =
+          t.name == "output.weight" || (tied_output && t.name == "token_embd.weight");
       if (output) {
         if (t.ne[0] % 256 != 0)
           to = GgmlType::Q8_0;
@@ -146,10 +160,12 @@ std::vector<QuantizeTensorPlan> plan_quantization(const GgufFile& in, const Quan
              " compounds the rounding errors. Start from the F32/F16/BF16 file, or pass "
              "--allow-requantize");
       if (notes)
-        notes->push_back(cat(t.name, ": requantized from ", ggml_type_name(t.type), " to ", ggml_type_name(to)));
+        notes->push_back(
+            cat(t.name, ": requantized from ", ggml_type_name(t.type), " to ", ggml_type_name(to)));
     }
     if (!type_is_supported(t.type))
-      fail(in.path(), ": tensor '", t.name, "' has type ", ggml_type_name(t.type), ", which cannot be decoded");
+      fail(in.path(), ": tensor '", t.name, "' has type ", ggml_type_name(t.type),
+           ", which cannot be decoded");
     p.to = to;
     plans.push_back(p);
   }
@@ -166,7 +182,8 @@ QuantizeReport quantize_gguf(const std::string& in_path, const std::string& out_
 
   GgufWriter w;
   for (const GgufKv& kv : in.metadata())
-    if (kv.key != "general.file_type" && kv.key != "general.quantization_version") w.copy_kv(in, kv);
+    if (kv.key != "general.file_type" && kv.key != "general.quantization_version")
+      w.copy_kv(in, kv);
   w.set_u32("general.quantization_version", 2);
   w.set_u32("general.file_type", options.target.file_type);
 
@@ -188,7 +205,8 @@ QuantizeReport quantize_gguf(const std::string& in_path, const std::string& out_
         std::memcpy(dst, src.data, n_bytes);
       } else {
         const int64_t cols = src.ne[0], rows = src.n_elements() / cols;
-        const int64_t in_row = ggml_row_bytes(src.type, cols), out_row = ggml_row_bytes(plan.to, cols);
+        const int64_t in_row = ggml_row_bytes(src.type, cols),
+                      out_row = ggml_row_bytes(plan.to, cols);
         try {
           pool.parallel_for(rows, 1, [&](int64_t r0, int64_t r1, int) {
             std::vector<float> row(static_cast<size_t>(cols));

@@ -27,10 +27,10 @@ class GgufFile;
 class ThreadPool;
 
 struct QuantizeTarget {
-  std::string name;       // "Q4_K_M"
-  GgmlType base;          // the type of most 2-D tensors
-  uint32_t file_type;     // general.file_type (llama_ftype)
-  bool more_bits_mix;     // the _M rule for attn_v / ffn_down
+  std::string name;    // "Q4_K_M"
+  GgmlType base;       // the type of most 2-D tensors
+  uint32_t file_type;  // general.file_type (llama_ftype)
+  bool more_bits_mix;  // the _M rule for attn_v / ffn_down
 };
 
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K (= Q4_K_M, as in llama-quantize), Q4_K_M, Q5_K (= Q5_K_M),
@@ -52,7 +52,8 @@ struct QuantizeTensorPlan {
 
 // The type each tensor of `in` gets. Throws g4::Error for a non-Gemma 4 file and for quantized
 // inputs without allow_requantize.
-std::vector<QuantizeTensorPlan> plan_quantization(const GgufFile& in, const QuantizeOptions& options,
+std::vector<QuantizeTensorPlan> plan_quantization(const GgufFile& in,
+                                                  const QuantizeOptions& options,
                                                   std::vector<std::string>* notes = nullptr);
 
 struct QuantizeReport {
