@@ -292,6 +292,40 @@ TEST_F(HfCheckpointTest, UnsupportedConfigsAreNamed) {
                                 {"not a JSON object"});
 }
 
+TEST_F(HfCheckpointTest, ConfigValuesOfAnyJsonTypeGiveErrorsNotCrashes) {
+  // Every key of config.json replaced by each kind of JSON value: the result is hyper-parameters
+  // or a g4::Error (never a JSON library exception escaping to the user).
+  const json base = edited_config([](json&) {});
+  const json replacements[] = {nullptr, "text", json::object(), json::array({1, "x"}),  -1,
+                               1e300,   3.5,    true,           json(uint64_t(1) << 63)};
+  int errors = 0, accepted = 0;
+  const auto attempt = [&](const json& config) {
+    try {
+      hparams_from_hf_config(config, "cfg.json");
+      hf_rope_freq_factors(config, "cfg.json");
+      ++accepted;
+    } catch (const Error&) {
+      ++errors;
+    }
+  };
+  for (const auto& [key, value] : base["text_config"].items()) {
+    for (const json& r : replacements) {
+      json config = base;
+      config["text_config"][key] = r;
+      attempt(config);
+    }
+  }
+  for (const char* key : {"tie_word_embeddings", "_name_or_path", "model_type", "text_config"}) {
+    for (const json& r : replacements) {
+      json config = base;
+      config[key] = r;
+      attempt(config);
+    }
+  }
+  EXPECT_GT(errors, 100);
+  EXPECT_GT(accepted, 10);  // e.g. attention_bias: null, or an unused key of another type
+}
+
 TEST_F(HfCheckpointTest, BadCheckpointsAreNamed) {
   test::expect_error_containing([&] { HfCheckpoint::open((dir_ / "nowhere").string()); },
                                 {"nowhere", "not a folder"});

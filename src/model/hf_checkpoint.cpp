@@ -298,8 +298,8 @@ std::optional<std::string> HfCheckpoint::chat_template() const {
   if (it->is_string()) return it->get<std::string>();
   if (it->is_array()) {
     for (const json& entry : *it)
-      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
-          entry["template"].is_string())
+      if (entry.is_object() && entry.contains("name") && entry["name"] == "default" &&
+          entry.contains("template") && entry["template"].is_string())
         return entry["template"].get<std::string>();
   }
   fail(dir,
@@ -323,7 +323,8 @@ Gemma4HParams hparams_from_hf_config(const json& config, const std::string& sour
   }
 
   Gemma4HParams hp;
-  hp.name = config.value("_name_or_path", "");
+  if (const auto it = config.find("_name_or_path"); it != config.end() && it->is_string())
+    hp.name = it->get<std::string>();
   hp.n_embd = int(c.integer("hidden_size", 1, 1 << 24));
   hp.n_layer = int(c.integer("num_hidden_layers", 1, 4096));
   hp.n_head = int(c.integer("num_attention_heads", 1, 4096));
@@ -345,7 +346,8 @@ Gemma4HParams hparams_from_hf_config(const json& config, const std::string& sour
   if (c.find("attn_logit_softcapping"))
     fail(c.name("attn_logit_softcapping"),
          " is set: attention softcapping is not supported (Gemma 4 has none)");
-  if (!c.boolean("tie_word_embeddings", config.value("tie_word_embeddings", true)))
+  const ConfigView top(config, source + ": ");
+  if (!c.boolean("tie_word_embeddings", top.boolean("tie_word_embeddings", true)))
     fail(c.name("tie_word_embeddings"),
          " is false: a separate output matrix is not supported "
          "(Gemma 4 ties the output to the embedding)");
