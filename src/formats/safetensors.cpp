@@ -1,8 +1,5 @@
 #include "formats/safetensors.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -293,12 +290,11 @@ const SafetensorsTensor& SafetensorsFile::tensor(std::string_view name) const {
   return *t;
 }
 
-void SafetensorsFile::release_pages(const SafetensorsTensor& t) const {
-  if (!file_.data() || t.data < data_ || t.data + t.n_bytes() > data_ + size_) return;
-  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t first = (uintptr_t(t.data) + page - 1) / page * page;
-  const uintptr_t last = (uintptr_t(t.data) + t.n_bytes()) / page * page;
-  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+void SafetensorsFile::release_pages(const SafetensorsTensor& t, uint64_t offset, uint64_t n) const {
+  if (!file_.data() || t.data < data_ || t.data + t.n_bytes() > data_ + size_ ||
+      offset >= t.n_bytes())
+    return;
+  release_mapped_pages(t.data + offset, size_t(std::min(n, t.n_bytes() - offset)));
 }
 
 // --- SafetensorsCheckpoint ---
@@ -394,9 +390,10 @@ std::vector<const SafetensorsTensor*> SafetensorsCheckpoint::tensors() const {
   return out;
 }
 
-void SafetensorsCheckpoint::release_pages(const SafetensorsTensor& t) const {
+void SafetensorsCheckpoint::release_pages(const SafetensorsTensor& t, uint64_t offset,
+                                          uint64_t n) const {
   const auto it = index_.find(t.name);
-  if (it != index_.end()) files_[it->second.first]->release_pages(t);
+  if (it != index_.end()) files_[it->second.first]->release_pages(t, offset, n);
 }
 
 // --- writing ---

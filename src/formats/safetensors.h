@@ -94,9 +94,11 @@ class SafetensorsFile {
   // "__metadata__", in key order.
   const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
 
-  // Tells the kernel the pages of `t` are not needed any more (they are read again from disk if
-  // touched later): keeps the resident memory of a streaming conversion bounded.
-  void release_pages(const SafetensorsTensor& t) const;
+  // Tells the kernel the pages of bytes [offset, offset + n) of `t` are not needed any more
+  // (they are read again from disk if touched later): keeps the resident memory of a streaming
+  // conversion bounded. Pages only partly inside the range are kept.
+  void release_pages(const SafetensorsTensor& t, uint64_t offset = 0,
+                     uint64_t n = UINT64_MAX) const;
 
  private:
   struct AlignedFree {
@@ -135,7 +137,8 @@ class SafetensorsCheckpoint {
   const SafetensorsTensor& tensor(std::string_view name) const;
   // Every tensor, shard by shard, in data order.
   std::vector<const SafetensorsTensor*> tensors() const;
-  void release_pages(const SafetensorsTensor& t) const;
+  void release_pages(const SafetensorsTensor& t, uint64_t offset = 0,
+                     uint64_t n = UINT64_MAX) const;
 
  private:
   void add_file(std::unique_ptr<SafetensorsFile> file);

@@ -46,8 +46,14 @@ GgmlType source_type(const SafetensorsTensor& t) {
   return *type;
 }
 
-// Fills `dst` (plan.n_bytes()) with the plan's rows in plan.type.
-void produce(const TensorPlan& plan, uint8_t* dst, ThreadPool& pool) {
+// Source bytes converted between two releases of the source pages: resident memory stays at
+// the output tensor plus this much of the input.
+constexpr size_t kConvertChunkBytes = size_t(64) << 20;
+
+// Fills `dst` (plan.n_bytes()) with the plan's rows in plan.type, releasing the source pages
+// as it goes.
+void produce(const TensorPlan& plan, uint8_t* dst, const SafetensorsCheckpoint& checkpoint,
+             ThreadPool& pool) {
   const int64_t cols = plan.cols(), rows = plan.rows();
   const int64_t out_row_bytes = ggml_row_bytes(plan.type, cols);
   if (!plan.source) {
@@ -58,12 +64,9 @@ void produce(const TensorPlan& plan, uint8_t* dst, ThreadPool& pool) {
   const GgmlType in_type = source_type(src);
   const size_t in_row_bytes = size_t(cols) * safetensors_dtype_size(src.dtype);
   const int64_t src_rows = int64_t(src.n_bytes() / std::max<size_t>(in_row_bytes, 1));
-  if (!plan.row_map && plan.column_perm.empty() && in_type == plan.type) {
-    // Same encoding: the bytes are copied as they are (BF16 -> BF16 is lossless).
-    std::memcpy(dst, src.data, size_t(rows) * in_row_bytes);
-    return;
-  }
-  pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1, int) {
+  // Same encoding: the bytes are copied as they are (BF16 -> BF16 is lossless).
+  const bool copy = !plan.row_map && plan.column_perm.empty() && in_type == plan.type;
+  const auto convert_rows = [&](int64_t r0, int64_t r1, int) {
     std::vector<uint64_t> raw((in_row_bytes + 7) / 8);  // aligned copy of one source row
     std::vector<float> row(static_cast<size_t>(cols)), permuted;
     if (!plan.column_perm.empty()) permuted.resize(static_cast<size_t>(cols));
@@ -81,7 +84,24 @@ void produce(const TensorPlan& plan, uint8_t* dst, ThreadPool& pool) {
       }
       quantize_row(plan.type, out, dst + r * out_row_bytes, cols);
     }
-  });
+  };
+  // Rows in source order chunk by chunk (a row map reads anywhere: one chunk, released at the end).
+  const int64_t chunk_rows =
+      plan.row_map
+          ? rows
+          : std::max<int64_t>(1, int64_t(kConvertChunkBytes / std::max<size_t>(in_row_bytes, 1)));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+    const int64_t r1 = std::min(rows, r0 + chunk_rows);
+    if (copy)
+      std::memcpy(dst + size_t(r0) * in_row_bytes, src.data + size_t(r0) * in_row_bytes,
+                  size_t(r1 - r0) * in_row_bytes);
+    else
+      pool.parallel_for(r1 - r0, 16,
+                        [&](int64_t a, int64_t b, int t) { convert_rows(r0 + a, r0 + b, t); });
+    if (!plan.row_map)
+      checkpoint.release_pages(src, uint64_t(r0) * in_row_bytes, uint64_t(r1 - r0) * in_row_bytes);
+  }
+  checkpoint.release_pages(src);
 }
 
 // Streams every planned tensor into `w` and writes the file.
@@ -96,8 +116,7 @@ void write_planned(GgufWriter& w, const std::vector<TensorPlan>& plans, const Hf
         [&plans, &ckpt, &path, &pool, &progress, total, i, done](uint8_t* dst, size_t n_bytes) {
           const TensorPlan& plan = plans[i];
           if (n_bytes != plan.n_bytes()) fail("converter: size mismatch for ", plan.name);
-          produce(plan, dst, pool);
-          if (plan.source) ckpt.tensors.release_pages(*plan.source);
+          produce(plan, dst, ckpt.tensors, pool);
           *done += n_bytes;
           if (progress) progress({path, plan.name, int(i + 1), int(plans.size()), *done, total});
         });

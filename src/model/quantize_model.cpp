@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "ops/quant.h"
@@ -31,6 +32,9 @@ constexpr TargetRow kTargets[] = {
     {"F16", GgmlType::F16, 1, false},   {"BF16", GgmlType::BF16, 32, false},
     {"F32", GgmlType::F32, 0, false},
 };
+
+// Input bytes encoded between two releases of the input pages.
+constexpr size_t kQuantizeChunkBytes = size_t(64) << 20;
 
 bool is_plain(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
@@ -201,24 +205,32 @@ QuantizeReport quantize_gguf(const std::string& in_path, const std::string& out_
     w.add_tensor_streamed(t.name, plans[i].to, ne, [&, i, done](uint8_t* dst, size_t n_bytes) {
       const GgufTensorInfo& src = in.tensors()[i];
       const QuantizeTensorPlan& plan = plans[i];
-      if (plan.to == src.type) {
-        std::memcpy(dst, src.data, n_bytes);
-      } else {
-        const int64_t cols = src.ne[0], rows = src.n_elements() / cols;
-        const int64_t in_row = ggml_row_bytes(src.type, cols),
-                      out_row = ggml_row_bytes(plan.to, cols);
-        try {
-          pool.parallel_for(rows, 1, [&](int64_t r0, int64_t r1, int) {
-            std::vector<float> row(static_cast<size_t>(cols));
-            for (int64_t r = r0; r < r1; ++r) {
-              dequantize_row(src.type, src.data + r * in_row, row.data(), cols);
-              quantize_row(plan.to, row.data(), dst + r * out_row, cols);
-            }
-          });
-        } catch (const Error& e) {
-          fail(in_path, ": tensor '", src.name, "' (", ggml_type_name(src.type), " -> ",
-               ggml_type_name(plan.to), "): ", e.what());
+      const int64_t cols = src.ne[0], rows = src.n_elements() / cols;
+      const int64_t in_row = ggml_row_bytes(src.type, cols),
+                    out_row = ggml_row_bytes(plan.to, cols);
+      // Chunk by chunk, dropping the input pages behind: resident memory stays at the output
+      // tensor plus one chunk of input, whatever the model size.
+      const int64_t chunk = std::max<int64_t>(1, int64_t(kQuantizeChunkBytes) / in_row);
+      for (int64_t c0 = 0; c0 < rows; c0 += chunk) {
+        const int64_t c1 = std::min(rows, c0 + chunk);
+        const uint8_t* in_rows = src.data + c0 * in_row;
+        if (plan.to == src.type) {
+          std::memcpy(dst + c0 * out_row, in_rows, size_t((c1 - c0) * in_row));
+        } else {
+          try {
+            pool.parallel_for(c1 - c0, 1, [&](int64_t r0, int64_t r1, int) {
+              std::vector<float> row(static_cast<size_t>(cols));
+              for (int64_t r = c0 + r0; r < c0 + r1; ++r) {
+                dequantize_row(src.type, src.data + r * in_row, row.data(), cols);
+                quantize_row(plan.to, row.data(), dst + r * out_row, cols);
+              }
+            });
+          } catch (const Error& e) {
+            fail(in_path, ": tensor '", src.name, "' (", ggml_type_name(src.type), " -> ",
+                 ggml_type_name(plan.to), "): ", e.what());
+          }
         }
+        release_mapped_pages(in_rows, size_t((c1 - c0) * in_row));
       }
       *done += n_bytes;
       if (progress) progress({out_path, src.name, int(i + 1), int(plans.size()), *done, total});
