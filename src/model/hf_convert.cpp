@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "model/hf_checkpoint.h"
+#include "model/quantize_model.h"
 #include "ops/quant.h"
 #include "text/tokenizer.h"
 
@@ -258,6 +259,11 @@ void check_convert_type(GgmlType type, std::initializer_list<GgmlType> allowed, 
   }
 }
 
+// general.file_type of a file whose weights are `type` (the table lives with quantize's targets).
+uint32_t file_type_of(GgmlType type) {
+  return quantize_target_from_name(ggml_type_name(type)).file_type;
+}
+
 std::string model_name(const HfCheckpoint& ckpt, const ConvertOptions& options) {
   if (!options.name.empty()) return options.name;
   std::filesystem::path dir(ckpt.dir);
@@ -266,35 +272,6 @@ std::string model_name(const HfCheckpoint& ckpt, const ConvertOptions& options) 
 }
 
 }  // namespace
-
-uint32_t gguf_file_type_of(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-      return 0;
-    case GgmlType::F16:
-      return 1;
-    case GgmlType::Q4_0:
-      return 2;
-    case GgmlType::Q4_1:
-      return 3;
-    case GgmlType::Q8_0:
-      return 7;
-    case GgmlType::Q5_0:
-      return 8;
-    case GgmlType::Q5_1:
-      return 9;
-    case GgmlType::Q4_K:
-      return 15;  // Q4_K_M
-    case GgmlType::Q5_K:
-      return 17;  // Q5_K_M
-    case GgmlType::Q6_K:
-      return 18;
-    case GgmlType::BF16:
-      return 32;
-    default:
-      fail("no GGUF file type for ", ggml_type_name(type));
-  }
-}
 
 ConvertReport convert_hf_text_model(const HfCheckpoint& ckpt, const std::string& out_path,
                                     const ConvertOptions& options, ThreadPool& pool,
@@ -313,7 +290,7 @@ ConvertReport convert_hf_text_model(const HfCheckpoint& ckpt, const std::string&
   GgufWriter w;
   w.set_string("general.architecture", "gemma4");
   w.set_string("general.name", model_name(ckpt, options));
-  w.set_u32("general.file_type", gguf_file_type_of(options.type));
+  w.set_u32("general.file_type", file_type_of(options.type));
   if (options.type == GgmlType::Q8_0) w.set_u32("general.quantization_version", 2);
 
   write_gemma4_hparams(w, hp);
@@ -402,7 +379,7 @@ ConvertReport convert_hf_mmproj(const HfCheckpoint& ckpt, const std::string& out
   GgufWriter w;
   w.set_string("general.architecture", "clip");
   w.set_string("general.name", model_name(ckpt, options) + "-mmproj");
-  w.set_u32("general.file_type", gguf_file_type_of(type));
+  w.set_u32("general.file_type", file_type_of(type));
   std::vector<TensorPlan> plans;
   const auto add = [&](const std::string& name, const SafetensorsTensor* source,
                        std::vector<int64_t> ne, bool is_matrix) {

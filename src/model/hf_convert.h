@@ -63,7 +63,4 @@ ConvertReport convert_hf_mmproj(const HfCheckpoint& checkpoint, const std::strin
                                 const ConvertOptions& options, ThreadPool& pool,
                                 const TensorProgressFn& progress = {});
 
-// general.file_type (llama_ftype) of a file whose weights are mostly `type`.
-uint32_t gguf_file_type_of(GgmlType type);
-
 }  // namespace g4
