@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2
 
-# The GGUF reader's fuzz tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The GGUF and safetensors readers' hostile-input tests again under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DG4_SANITIZE=ON \
   -DG4_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan --target gemma4_tests
-build-asan/tests/gemma4_tests --gtest_filter='Gguf*:Fuzz*'
+build-asan/tests/gemma4_tests --gtest_filter='Gguf*:Fuzz*:Safetensors*'
 echo "all tests passed"

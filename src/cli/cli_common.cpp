@@ -1,8 +1,10 @@
 #include "cli/cli_common.h"
 
-#include <charconv>
 #include <unistd.h>
 
+#include <charconv>
+#include <cstdio>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -131,5 +133,37 @@ int64_t default_context(const Gemma4HParams& hp, int64_t requested) {
 }
 
 bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
+TensorProgressFn stderr_tensor_progress(const std::string& verb) {
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  return [verb, terminal](const TensorProgress& p) {
+    const double fraction = p.bytes_total ? double(p.bytes_done) / double(p.bytes_total) : 1.0;
+    const int width = 30, filled = int(fraction * width + 0.5);
+    const std::string bar =
+        std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.');
+    const std::string line =
+        cat(verb, " ", p.output, " [", bar, "] ", int(fraction * 100.0 + 0.5), "% (", p.index, "/",
+            p.count, ") ", human_bytes(double(p.bytes_done)), " ", p.tensor);
+    if (terminal) {
+      std::fprintf(stderr, "\r%-120.120s", line.c_str());
+      if (p.index == p.count) std::fputc('\n', stderr);
+    } else {
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    std::fflush(stderr);
+  };
+}
 
 }  // namespace g4::cli

@@ -14,6 +14,7 @@
 #include "multimodal/projector.h"
 #include "runtime/prompt.h"
 #include "runtime/sampler.h"
+#include "model/hf_convert.h"
 
 namespace g4::cli {
 
@@ -68,6 +69,12 @@ int64_t default_context(const Gemma4HParams& hp, int64_t requested);
 
 // Whether stdout is a terminal (for colours and dimmed thinking).
 bool stdout_is_terminal();
+// "1.50 GiB": binary units, two decimals (bytes below 1 KiB as an integer).
+std::string human_bytes(double bytes);
+
+// Progress of writing a GGUF tensor by tensor, on stderr: a bar redrawn in place on a terminal,
+// a line per tensor otherwise (logs). `verb` starts each line ("converting").
+TensorProgressFn stderr_tensor_progress(const std::string& verb);
 
 // Each subcommand registers itself here (one file per subcommand).
 void register_info(CLI::App& app);
@@ -78,5 +85,7 @@ void register_tokenize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_embed_media(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 }  // namespace g4::cli

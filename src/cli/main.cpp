@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   g4::cli::register_chat_template(app);
   g4::cli::register_chat(app);
   g4::cli::register_embed_media(app);
+  g4::cli::register_convert(app);
+  g4::cli::register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

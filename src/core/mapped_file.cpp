@@ -62,4 +62,11 @@ void MappedFile::release() {
   size_ = 0;
 }
 
+void release_mapped_pages(const void* data, size_t n) {
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (uintptr_t(data) + page - 1) / page * page;
+  const uintptr_t last = (uintptr_t(data) + n) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace g4

@@ -28,4 +28,10 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel that the pages of [data, data + n) of a read-only file mapping are not needed
+// for now: they leave the resident set and are read again from the file if touched. Pages only
+// partly inside the range are kept. Streaming converters use it to keep memory bounded. Only for
+// file mappings: on anonymous memory the kernel would discard the contents.
+void release_mapped_pages(const void* data, size_t n);
+
 }  // namespace g4

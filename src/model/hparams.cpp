@@ -133,4 +133,48 @@ Gemma4HParams read_gemma4_hparams(const GgufFile& f) {
   return hp;
 }
 
+void write_gemma4_hparams(GgufWriter& w, const Gemma4HParams& hp) {
+  if (hp.layers.empty()) fail("write_gemma4_hparams: no layers");
+  const auto first_of = [&](bool sliding) -> const LayerGeometry& {
+    for (const LayerGeometry& g : hp.layers)
+      if (g.sliding == sliding) return g;
+    return hp.layers.front();
+  };
+  const LayerGeometry& swa = first_of(true);
+  const LayerGeometry& full = first_of(false);
+  std::vector<int32_t> kv_heads, n_ff;
+  std::vector<bool> sliding;
+  for (const LayerGeometry& g : hp.layers) {
+    kv_heads.push_back(g.n_head_kv);
+    n_ff.push_back(g.n_ff);
+    sliding.push_back(g.sliding);
+  }
+  if (hp.n_ctx_train > 0)
+    w.set_u32(key("context_length"), uint32_t(std::min<int64_t>(hp.n_ctx_train, UINT32_MAX)));
+  w.set_u32(key("embedding_length"), uint32_t(hp.n_embd));
+  w.set_u32(key("block_count"), uint32_t(hp.n_layer));
+  // One value unless layers differ (the double-wide MLP of other sizes is an array).
+  if (std::all_of(n_ff.begin(), n_ff.end(), [&](int32_t v) { return v == n_ff.front(); }))
+    w.set_u32(key("feed_forward_length"), uint32_t(n_ff.front()));
+  else
+    w.set_i32_array(key("feed_forward_length"), n_ff);
+  w.set_u32(key("attention.head_count"), uint32_t(hp.n_head));
+  w.set_i32_array(key("attention.head_count_kv"), kv_heads);
+  w.set_u32(key("attention.key_length"), uint32_t(full.head_dim));
+  w.set_u32(key("attention.value_length"), uint32_t(full.head_dim));
+  w.set_u32(key("attention.key_length_swa"), uint32_t(swa.head_dim));
+  w.set_u32(key("attention.value_length_swa"), uint32_t(swa.head_dim));
+  w.set_u32(key("attention.sliding_window"), uint32_t(hp.sliding_window));
+  w.set_bool_array(key("attention.sliding_window_pattern"), sliding);
+  w.set_u32(key("attention.shared_kv_layers"), 0);
+  w.set_f32(key("attention.layer_norm_rms_epsilon"), hp.rms_eps);
+  w.set_u32(key("embedding_length_per_layer_input"), 0);
+  w.set_f32(key("rope.freq_base"), full.rope_base);
+  w.set_f32(key("rope.freq_base_swa"), swa.rope_base);
+  w.set_u32(key("rope.dimension_count"), uint32_t(full.n_rot));
+  w.set_u32(key("rope.dimension_count_swa"), uint32_t(swa.n_rot));
+  if (hp.final_logit_softcap > 0.0f)
+    w.set_f32(key("final_logit_softcapping"), hp.final_logit_softcap);
+}
+
 }  // namespace g4

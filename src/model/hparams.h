@@ -8,6 +8,7 @@
 namespace g4 {
 
 class GgufFile;
+class GgufWriter;
 
 // Attention geometry of one layer. Sliding and full layers differ (spec §2.3): the 12B's sliding
 // layers have 8 KV heads of 256, its full layers one KV head of 512 with partial RoPE.
@@ -43,5 +44,10 @@ struct Gemma4HParams {
 // range or inconsistent, and for Gemma 4 features this engine does not run (KV sharing, per-layer
 // embeddings, MoE) so a user knows why a file from another Gemma 4 size is refused.
 Gemma4HParams read_gemma4_hparams(const GgufFile& file);
+
+// Writes the gemma4.* keys read_gemma4_hparams reads, with the types and in the order real Gemma 4
+// GGUFs hold them (spec §5.1). key_length / rope values of a layer kind the model lacks repeat
+// the other kind's (the keys are required either way).
+void write_gemma4_hparams(GgufWriter& w, const Gemma4HParams& hp);
 
 }  // namespace g4

@@ -1,12 +1,18 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "core/error.h"
+#include "model/hf_checkpoint.h"
 
 namespace g4 {
 
+Gemma4Model::Gemma4Model() = default;
+Gemma4Model::~Gemma4Model() = default;
+
 std::unique_ptr<Gemma4Model> Gemma4Model::load(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return load_hf_gemma4(path);
   auto model = std::make_unique<Gemma4Model>();
   model->path = path;
   model->gguf = std::make_unique<GgufFile>(GgufFile::open(path));

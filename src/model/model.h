@@ -28,9 +28,16 @@ namespace g4 {
 
 class ThreadPool;
 
+struct HfCheckpoint;
+
 struct Gemma4Model {
+  Gemma4Model();
+  ~Gemma4Model();
+
   std::string path;
-  std::unique_ptr<GgufFile> gguf;  // owns the mapping the weights point into
+  // What the weights point into: a GGUF file, or a Hugging Face checkpoint's safetensors shards.
+  std::unique_ptr<GgufFile> gguf;
+  std::unique_ptr<HfCheckpoint> checkpoint;
   Gemma4HParams hp;
   Gemma4Weights weights;
   std::unique_ptr<Tokenizer> tokenizer;     // null when the file carries no vocabulary
@@ -39,6 +46,7 @@ struct Gemma4Model {
   std::vector<int32_t> suppressed_tokens;   // tokenizer.ggml.suppress_tokens: never sampled
   std::vector<int32_t> end_of_generation;   // <eos>, <turn|>, <|tool_response>, ... (spec §6)
 
+  // A GGUF file, or a Hugging Face checkpoint folder (config.json, safetensors, tokenizer.json).
   static std::unique_ptr<Gemma4Model> load(const std::string& path);
   int n_vocab() const { return hp.n_vocab; }
   // The tokenizer, or a g4::Error telling the user the file has none.

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "model/hparams.h"
 #include "ops/quant.h"
 
 namespace g4 {
@@ -130,35 +131,24 @@ void write_random_gemma4(const RandomModelSpec& s, const std::string& path, Thre
 
   const Vocab vocab = make_vocab(s.n_vocab);
   GgufWriter w;
-  const std::string a = "gemma4.";
   w.set_string("general.architecture", "gemma4");
   w.set_string("general.name", s.name);
-  w.set_u32(a + "context_length", uint32_t(s.n_ctx_train));
-  w.set_u32(a + "embedding_length", uint32_t(s.n_embd));
-  w.set_u32(a + "block_count", uint32_t(s.n_layer));
-  w.set_u32(a + "feed_forward_length", uint32_t(s.n_ff));
-  w.set_u32(a + "attention.head_count", uint32_t(s.n_head));
-  std::vector<int32_t> kv_heads;
-  std::vector<bool> sliding;
+  Gemma4HParams hp;
+  hp.n_embd = s.n_embd;
+  hp.n_layer = s.n_layer;
+  hp.n_head = s.n_head;
+  hp.n_ctx_train = s.n_ctx_train;
+  hp.sliding_window = s.sliding_window;
+  hp.rms_eps = 1e-6f;
+  hp.final_logit_softcap = 30.0f;
   for (int l = 0; l < s.n_layer; ++l) {
-    kv_heads.push_back(layer_is_full(s, l) ? s.n_head_kv_full : s.n_head_kv_swa);
-    sliding.push_back(!layer_is_full(s, l));
+    const bool full = layer_is_full(s, l);
+    // Full layers: proportional RoPE over the whole head, zeroed pairs through rope_freqs.
+    hp.layers.push_back({!full, full ? s.n_head_kv_full : s.n_head_kv_swa,
+                         full ? s.head_dim_full : s.head_dim_swa,
+                         full ? s.head_dim_full : s.head_dim_swa, full ? 1e6f : 1e4f, s.n_ff});
   }
-  w.set_i32_array(a + "attention.head_count_kv", kv_heads);
-  w.set_u32(a + "attention.key_length", uint32_t(s.head_dim_full));
-  w.set_u32(a + "attention.value_length", uint32_t(s.head_dim_full));
-  w.set_u32(a + "attention.key_length_swa", uint32_t(s.head_dim_swa));
-  w.set_u32(a + "attention.value_length_swa", uint32_t(s.head_dim_swa));
-  w.set_u32(a + "attention.sliding_window", uint32_t(s.sliding_window));
-  w.set_bool_array(a + "attention.sliding_window_pattern", sliding);
-  w.set_u32(a + "attention.shared_kv_layers", 0);
-  w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
-  w.set_u32(a + "embedding_length_per_layer_input", 0);
-  w.set_f32(a + "rope.freq_base", 1e6f);
-  w.set_f32(a + "rope.freq_base_swa", 1e4f);
-  w.set_u32(a + "rope.dimension_count", uint32_t(s.head_dim_full));
-  w.set_u32(a + "rope.dimension_count_swa", uint32_t(s.head_dim_swa));
-  w.set_f32(a + "final_logit_softcapping", 30.0f);
+  write_gemma4_hparams(w, hp);
   w.set_string("tokenizer.ggml.model", "gemma4");
   w.set_string_array("tokenizer.ggml.tokens", vocab.tokens);
   w.set_f32_array("tokenizer.ggml.scores", std::vector<float>(vocab.tokens.size(), 0.0f));
