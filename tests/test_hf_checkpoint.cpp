@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "cli_runner.h"
@@ -19,6 +20,8 @@
 #include "model/model.h"
 #include "model/random_model.h"
 #include "model_test_helpers.h"
+#include "multimodal/media.h"
+#include "runtime/prompt.h"
 #include "test_util.h"
 
 namespace g4 {
@@ -641,6 +644,44 @@ TEST_F(ConvertTest, ReproducesTheFixtureFilesFromTheirHfLayout) {
     EXPECT_EQ(a.type, b.type) << a.name;
     EXPECT_TRUE(a.n_bytes == b.n_bytes && std::memcmp(a.data, b.data, a.n_bytes) == 0) << a.name;
   }
+}
+
+// The folder itself is a multimodal model: its embedders (HWC patch order) give the fixture's
+// reference embeddings (TOLERANCES.md row 6: <= 1e-4), like the converted CHW projector does.
+TEST_F(ConvertTest, CheckpointFolderEmbedsMediaLikeTheReference) {
+  G4_REQUIRE_FIXTURE("gemma4-tiny/mmproj-f32.gguf");
+  const auto dir = test::fixtures_dir() / "gemma4-tiny";
+  const GgufFile text = GgufFile::open((dir / "text-f32.gguf").string());
+  const GgufFile mmproj = GgufFile::open((dir / "mmproj-f32.gguf").string());
+  const auto hf = dir_ / "hf";
+  test::export_hf_checkpoint(text, &mmproj, hf, test::HfExportOptions{});
+  const auto model = Gemma4Model::load(hf.string());
+  const auto projector = load_projector("", *model);  // the folder's own embedders
+  ASSERT_TRUE(projector);
+  EXPECT_EQ(projector->patch_order(), PatchOrder::kHWC);
+  ThreadPool pool(2);
+  const RgbImage image = decode_image((dir / "image.png").string());
+  const SoftTokens soft = projector->embed_image(image.rgb.data(), image.width, image.height, 70, pool);
+  std::ifstream in(dir / "ref_numpy" / "mm.image.json");
+  const json ref = json::parse(in)["embeddings"];
+  ASSERT_EQ(size_t(soft.count), ref.size());
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i)
+    for (size_t j = 0; j < size_t(soft.dim); ++j)
+      worst = std::max(worst, std::abs(double(soft.values[i * size_t(soft.dim) + j]) - ref[i][j].get<double>()));
+  EXPECT_LE(worst, 1e-4);
+  const std::vector<float> samples = decode_audio((dir / "audio.wav").string());
+  std::ifstream ain(dir / "ref_numpy" / "mm.audio.json");
+  const json aref = json::parse(ain)["embeddings"];
+  const SoftTokens audio = projector->embed_audio(samples.data(), samples.size(), pool);
+  EXPECT_NEAR(audio.values[7], aref[0][7].get<double>(), 1e-4);
+  // A projector of another width is refused.
+  RandomModelSpec narrow;
+  narrow.n_embd = 128;
+  write_random_gemma4(narrow, (dir_ / "narrow.gguf").string(), pool);
+  EXPECT_THROW(load_projector((dir / "mmproj-f32.gguf").string(), *Gemma4Model::load((dir_ / "narrow.gguf").string())),
+               Error);
+  EXPECT_THROW(load_projector(hf.string(), *Gemma4Model::load((dir_ / "narrow.gguf").string())), Error);
 }
 
 TEST_F(ConvertTest, ExtraEmbeddingRowsAreDroppedAndSaid) {

@@ -11,6 +11,7 @@
 #include "runtime/chat.h"
 #include "runtime/chat_session.h"
 #include "runtime/generate.h"
+#include "runtime/prompt.h"
 
 namespace gemma4 {
 namespace {
@@ -118,7 +119,7 @@ class EngineImpl : public Engine {
   explicit EngineImpl(const EngineOptions& options)
       : options_(options),
         model_(g4::Gemma4Model::load(options.model)),
-        projector_(options.mmproj.empty() ? nullptr : g4::MultimodalProjector::load(options.mmproj, model_->hp.n_embd)),
+        projector_(g4::load_projector(options.mmproj, *model_)),
         pool_(options.threads) {
     cache_.n_ctx = options.context;
     cache_.type_k = g4::kv_cache_type_from_name(options.cache_type_k);

@@ -96,12 +96,11 @@ std::vector<MediaItem> MediaFlags::items(const CLI::App& cmd) const {
   return out;
 }
 
-std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, const Gemma4HParams& hp) {
-  if (media.mmproj.empty()) {
-    if (!media.empty()) fail("--image, --audio and --video need the multimodal projector: pass it with --mmproj");
-    return nullptr;
-  }
-  return MultimodalProjector::load(media.mmproj, hp.n_embd);
+std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, const Gemma4Model& model) {
+  auto projector = g4::load_projector(media.mmproj, model);
+  if (!projector && !media.empty())
+    fail("--image, --audio and --video need the multimodal projector: pass it with --mmproj");
+  return projector;
 }
 
 void print_prefill_progress(int64_t done, int64_t total) {

@@ -11,6 +11,7 @@
 
 #include "model/hparams.h"
 #include "model/kv_cache.h"
+#include "model/model.h"
 #include "multimodal/projector.h"
 #include "runtime/prompt.h"
 #include "runtime/sampler.h"
@@ -51,8 +52,9 @@ struct MediaFlags {
   bool empty() const { return images.empty() && audios.empty() && videos.empty(); }
 };
 
-// Loads the projector named by --mmproj (null when none); media without one is an error.
-std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, const Gemma4HParams& hp);
+// The projector named by --mmproj, or the model folder's own embedders (null when neither);
+// media without a projector is an error.
+std::unique_ptr<MultimodalProjector> load_projector(const MediaFlags& media, const Gemma4Model& model);
 
 // Prints a progress bar for long prompts on stderr (for PrefillOptions::on_progress).
 void print_prefill_progress(int64_t done, int64_t total);

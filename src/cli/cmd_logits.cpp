@@ -49,7 +49,7 @@ void register_logits(CLI::App& app) {
     }
     if (opt->ids.empty() && opt->raw_prompt.empty()) fail("give the prompt with --ids or --raw-prompt");
     const auto model = Gemma4Model::load(opt->model);
-    const auto projector = load_projector(opt->media, model->hp);
+    const auto projector = load_projector(opt->media, *model);
     const std::vector<MediaItem> media = opt->media.items(*cmd);
     ThreadPool pool(opt->threads);
     Prompt prompt;

@@ -120,7 +120,7 @@ void register_run(CLI::App& app) {
   cmd->callback([opt, cmd] {
     if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids");
     const auto model = Gemma4Model::load(opt->model);
-    const auto projector = load_projector(opt->media, model->hp);
+    const auto projector = load_projector(opt->media, *model);
     const std::vector<MediaItem> media = opt->media.items(*cmd);
     ThreadPool pool(opt->threads);
 

@@ -576,6 +576,55 @@ HfMultimodalWeights find_hf_multimodal_weights(const HfCheckpoint& ckpt) {
   return mm;
 }
 
+std::unique_ptr<MultimodalProjector> load_hf_projector(std::shared_ptr<const HfCheckpoint> checkpoint) {
+  const HfMultimodalWeights mm = find_hf_multimodal_weights(*checkpoint);
+  if (!mm.vision && !mm.audio) fail(checkpoint->dir, ": the checkpoint has no vision or audio embedder");
+  std::unique_ptr<VisionEmbedderWeights> vision;
+  if (mm.vision) {
+    const HfVisionEmbedder& h = *mm.vision;
+    if (h.patch_size != kVisionPatch)
+      fail(where_is(*h.patch_dense_weight), ": ", h.patch_size, "-pixel patches; the engine runs ", kVisionPatch);
+    const int64_t dm = h.d_mm;
+    vision = std::make_unique<VisionEmbedderWeights>();
+    vision->ln1_w = decode_vector(*h.patch_ln1_weight, kVisionPatchDim);
+    vision->ln1_b = decode_vector(*h.patch_ln1_bias, kVisionPatchDim);
+    vision->dense = bind_matrix(*h.patch_dense_weight, dm, kVisionPatchDim);
+    vision->dense_b = decode_vector(*h.patch_dense_bias, dm);
+    vision->ln2_w = decode_vector(*h.patch_ln2_weight, dm);
+    vision->ln2_b = decode_vector(*h.patch_ln2_bias, dm);
+    // pos_embedding [posemb, 2, dm]: [pos][0] is the x table, [pos][1] the y table.
+    const SafetensorsTensor& pos = *h.pos_embedding;
+    const GgmlType type = engine_type(pos);
+    const int64_t row_bytes = ggml_row_bytes(type, dm);
+    vision->n_pos = h.posemb_size;
+    vision->pos_x.resize(size_t(h.posemb_size * dm));
+    vision->pos_y.resize(size_t(h.posemb_size * dm));
+    std::vector<uint64_t> aligned(size_t((row_bytes + 7) / 8));
+    for (int64_t p = 0; p < h.posemb_size; ++p)
+      for (int table = 0; table < 2; ++table) {
+        std::memcpy(aligned.data(), pos.data + (p * 2 + table) * row_bytes, size_t(row_bytes));
+        dequantize_row(type, aligned.data(), (table ? vision->pos_y : vision->pos_x).data() + p * dm, dm);
+      }
+    vision->ln3_w = decode_vector(*h.pos_norm_weight, dm);
+    vision->ln3_b = decode_vector(*h.pos_norm_bias, dm);
+    vision->projection = bind_matrix(*h.projection, mm.n_embd, dm);
+    vision->rms_eps = h.rms_eps;
+    vision->patch_order = PatchOrder::kHWC;  // HF weights see patches as the processor cuts them
+  }
+  std::unique_ptr<AudioEmbedderWeights> audio;
+  if (mm.audio) {
+    if (mm.audio->samples_per_token != kAudioFrameSamples)
+      fail(where_is(*mm.audio->projection), ": ", mm.audio->samples_per_token,
+           " samples per token; the engine runs ", kAudioFrameSamples);
+    audio = std::make_unique<AudioEmbedderWeights>();
+    audio->projection = bind_matrix(*mm.audio->projection, mm.n_embd, kAudioFrameSamples);
+    audio->rms_eps = mm.audio->rms_eps;
+  }
+  const std::string dir = checkpoint->dir;
+  return std::make_unique<MultimodalProjector>(dir, mm.n_embd, std::move(vision), std::move(audio),
+                                               std::move(checkpoint));
+}
+
 // --- loading ---
 
 std::unique_ptr<Gemma4Model> load_hf_gemma4(const std::string& dir) {

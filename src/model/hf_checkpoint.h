@@ -21,6 +21,7 @@
 #include "model/hparams.h"
 #include "model/model.h"
 #include "model/weights.h"
+#include "multimodal/projector.h"
 
 namespace g4 {
 
@@ -118,6 +119,12 @@ inline int64_t hwc_index_of_chw(int64_t i, int64_t patch) {
   const int64_t ch = i / area, row = (i % area) / patch, col = i % patch;
   return row * patch * 3 + col * 3 + ch;
 }
+
+// The checkpoint's embedders as a projector (HWC patch order). `checkpoint` must outlive the
+// projector's use; pass an owning pointer for a folder given with --mmproj, or a non-owning one
+// (no-op deleter) for the checkpoint a loaded model already owns. Throws g4::Error for a
+// checkpoint without embedders, or with a patch size or frame size the engine does not run.
+std::unique_ptr<MultimodalProjector> load_hf_projector(std::shared_ptr<const HfCheckpoint> checkpoint);
 
 // --- loading a checkpoint as a runnable model ---
 

@@ -1,8 +1,10 @@
 #include "runtime/prompt.h"
 
 #include <cmath>
+#include <filesystem>
 
 #include "core/error.h"
+#include "model/hf_checkpoint.h"
 #include "model/model.h"
 #include "multimodal/media.h"
 #include "multimodal/projector.h"
@@ -42,6 +44,24 @@ VideoAudioMode video_audio_mode_from_name(const std::string& name) {
   if (name == "interleave") return VideoAudioMode::kInterleave;
   if (name == "none") return VideoAudioMode::kNone;
   fail("unknown video audio mode '", name, "' (expected append, interleave or none)");
+}
+
+std::unique_ptr<MultimodalProjector> load_projector(const std::string& path, const Gemma4Model& model) {
+  std::unique_ptr<MultimodalProjector> projector;
+  if (path.empty()) {
+    if (!model.checkpoint) return nullptr;
+    const HfMultimodalWeights mm = find_hf_multimodal_weights(*model.checkpoint);
+    if (!mm.vision && !mm.audio) return nullptr;
+    projector = load_hf_projector(std::shared_ptr<const HfCheckpoint>(model.checkpoint.get(), [](const HfCheckpoint*) {}));
+  } else if (std::filesystem::is_directory(path)) {
+    projector = load_hf_projector(HfCheckpoint::open(path));
+  } else {
+    projector = MultimodalProjector::load(path, model.hp.n_embd);
+  }
+  if (projector->n_embd() != model.hp.n_embd)
+    fail(projector->path(), ": the projector makes ", projector->n_embd(), "-wide embeddings but the model's hidden "
+         "size is ", model.hp.n_embd, " (a projector of another model?)");
+  return projector;
 }
 
 std::string format_timestamp(double seconds) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,6 +81,12 @@ class PromptBuilder {
   const MultimodalProjector* projector_;
   ThreadPool& pool_;
 };
+
+// The projector for `model`: the projector GGUF or Hugging Face checkpoint folder at `path`, or,
+// when `path` is empty, the embedders of the checkpoint folder the model itself was loaded from
+// (null when it has none). Throws g4::Error when its output size is not the model's hidden size.
+// A projector taken from the model's own folder must not outlive the model.
+std::unique_ptr<MultimodalProjector> load_projector(const std::string& path, const Gemma4Model& model);
 
 // "mm:ss" of a time in seconds (HF video timestamps).
 std::string format_timestamp(double seconds);
