@@ -20,5 +20,6 @@ void register_info(CLI::App& app);
 void register_run(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_init_random(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace g4::cli

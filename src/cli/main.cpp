@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   g4::cli::register_run(app);
   g4::cli::register_logits(app);
   g4::cli::register_init_random(app);
+  g4::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
