@@ -97,7 +97,7 @@ TEST(KernelDispatchTest, ScalarIsAlwaysSupportedAndSelectedLevelIsSupported) {
 TEST(KernelDispatchTest, EveryTableIsComplete) {
   for (CpuLevel l : supported_cpu_levels()) {
     const KernelTable& k = kernel_table(l);
-    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.scale_f32 && k.quantize_act32 && k.quantize_act256 && k.float_tile)
+    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 && k.quantize_act32 && k.quantize_act256 && k.float_tile)
         << cpu_level_name(l);
     for (GgmlType t : kAllTypes) {
       if (t != GgmlType::F32) {
@@ -130,6 +130,32 @@ TEST(KernelFloatTest, DotAxpyScaleMatchScalarOnOddSizes) {
       scalar().scale_f32(-1.5f, y_ref.data(), n);
       for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
       EXPECT_EQ(y[size_t(n)], y_ref[size_t(n)]);
+    }
+  }
+}
+
+TEST(KernelFloatTest, TanhOpsMatchScalarWithinFloatRounding) {
+  // Values across the range that matters (logits up to ~+-60 before the cap of 30, GELU inputs up
+  // to ~+-20) plus extremes, zeros and tiny values; odd lengths for the tails.
+  std::vector<float> x = gaussian(1001, 9, 8.0f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-8f, 3e-4f, 88.0f, -200.0f, 1e4f, -1e30f}) x.push_back(v);
+  const std::vector<float> up = gaussian(int64_t(x.size()), 10);
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(9), int64_t(x.size())}) {
+      std::vector<float> a(x.begin(), x.begin() + n), b = a;
+      k.softcap_f32(a.data(), n, 30.0f);
+      scalar().softcap_f32(b.data(), n, 30.0f);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(a[size_t(i)], b[size_t(i)], 30.0f * 4e-7f) << cpu_level_name(l) << " x=" << x[size_t(i)];
+      std::vector<float> g(x.begin(), x.begin() + n), h = g;
+      k.geglu_f32(g.data(), up.data(), n);
+      scalar().geglu_f32(h.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        // gelu = 0.5 x (1 + tanh(...)): a tanh error e moves it by 0.5 |x| e.
+        const float tol = 0.5f * std::abs(x[size_t(i)] * up[size_t(i)]) * 4e-7f + 1e-6f * std::abs(h[size_t(i)]) + 1e-30f;
+        EXPECT_NEAR(g[size_t(i)], h[size_t(i)], tol) << cpu_level_name(l) << " x=" << x[size_t(i)];
+      }
     }
   }
 }

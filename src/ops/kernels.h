@@ -67,10 +67,13 @@ constexpr int kTypeSlots = 40;  // GgmlType ids are below this
 struct KernelTable {
   CpuLevel level = CpuLevel::kScalar;
 
-  // ops.h: dot, y += a x, y *= s.
+  // ops.h: dot, y += a x, y *= s, and the two tanh ops of the forward pass (SIMD versions use a
+  // polynomial exp: within 2e-7 absolute of std::tanh, see tests/test_kernels.cpp).
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
   void (*scale_f32)(float s, float* y, int64_t n) = nullptr;
+  void (*geglu_f32)(float* gate, const float* up, int64_t n) = nullptr;  // gate = gelu_tanh(gate) * up
+  void (*softcap_f32)(float* x, int64_t n, float cap) = nullptr;         // x = cap * tanh(x / cap)
 
   QuantizeAct32Fn quantize_act32 = nullptr;
   QuantizeAct256Fn quantize_act256 = nullptr;

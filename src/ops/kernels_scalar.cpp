@@ -14,6 +14,7 @@
 #include "core/half.h"
 #include "core/quant_blocks.h"
 #include "ops/kernels.h"
+#include "ops/ops.h"
 #include "ops/quant.h"
 
 namespace g4 {
@@ -34,6 +35,14 @@ void axpy_f32_scalar(float a, const float* x, float* y, int64_t n) {
 
 void scale_f32_scalar(float s, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+void geglu_f32_scalar(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void softcap_f32_scalar(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
 // Nearest integer, ties to even (what every SIMD convert instruction does), clamped to +-127;
@@ -254,6 +263,8 @@ void fill_scalar_kernels(KernelTable& t) {
   t.dot_f32 = dot_f32_scalar;
   t.axpy_f32 = axpy_f32_scalar;
   t.scale_f32 = scale_f32_scalar;
+  t.geglu_f32 = geglu_f32_scalar;
+  t.softcap_f32 = softcap_f32_scalar;
   t.quantize_act32 = quantize_act32_scalar;
   t.quantize_act256 = quantize_act256_scalar;
   t.float_tile = float_tile_scalar;

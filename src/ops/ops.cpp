@@ -29,13 +29,9 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
-void geglu_inplace(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
-}
+void geglu_inplace(float* gate, const float* up, int64_t n) { active_kernels().geglu_f32(gate, up, n); }
 
-void softcap_inplace(float* x, int64_t n, float cap) {
-  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
-}
+void softcap_inplace(float* x, int64_t n, float cap) { active_kernels().softcap_f32(x, n, cap); }
 
 void rope_angles(int64_t pos, int n_rot, float base, const float* factors, float* cos_sin) {
   const int half = n_rot / 2;
