@@ -289,7 +289,11 @@ ActView view_of(const QuantizedActs& a, int block, int64_t n) {
   return v;
 }
 
-// kTileTokens activation rows of n values, quantized as one buffer per token.
+// Up to this many activation rows per quantized tile call in the tests (a tile takes any number:
+// groups of 4 and a tail).
+constexpr int kTestTokens = 9;
+
+// kTestTokens activation rows of n values, quantized as one buffer per token.
 struct TileInputs {
   std::vector<float> x;  // [token][n]
   QuantizedActs acts;
@@ -297,12 +301,12 @@ struct TileInputs {
 
 TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed) {
   TileInputs in;
-  in.x = gaussian(kTileTokens * n, seed);
-  in.acts.q.resize(size_t(kTileTokens * n));
-  in.acts.d.resize(size_t(kTileTokens * n / block));
-  if (block == 32) in.acts.dsum.resize(size_t(kTileTokens * n / 32));
-  if (block == 256) in.acts.bsum.resize(size_t(kTileTokens * n / 16));
-  for (int t = 0; t < kTileTokens; ++t) {
+  in.x = gaussian(kTestTokens * n, seed);
+  in.acts.q.resize(size_t(kTestTokens * n));
+  in.acts.d.resize(size_t(kTestTokens * n / block));
+  if (block == 32) in.acts.dsum.resize(size_t(kTestTokens * n / 32));
+  if (block == 256) in.acts.bsum.resize(size_t(kTestTokens * n / 16));
+  for (int t = 0; t < kTestTokens; ++t) {
     const QuantizedActs one = quantize_acts(k, block, in.x.data() + t * n, n);
     std::copy(one.q.begin(), one.q.end(), in.acts.q.begin() + t * n);
     std::copy(one.d.begin(), one.d.end(), in.acts.d.begin() + t * (n / block));
@@ -330,10 +334,10 @@ TEST(KernelQuantTileTest, ScalarTileEqualsDotOfDequantizedValues) {
     const TestMatrix m = make_matrix(type, kTileRows, n, 21);
     const TileInputs in = tile_inputs(scalar(), block, n, 22);
     const ActView a = view_of(in.acts, block, n);
-    std::vector<float> y(size_t(kTileTokens * kTileRows));
-    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kTileRows, a, kTileTokens, n / block, y.data(), kTileRows,
+    std::vector<float> y(size_t(kTestTokens * kTileRows));
+    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kTileRows, a, kTestTokens, n / block, y.data(), kTileRows,
                                   false);
-    for (int t = 0; t < kTileTokens; ++t) {
+    for (int t = 0; t < kTestTokens; ++t) {
       std::vector<float> xd(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) xd[size_t(i)] = a.d[t * a.d_stride + i / block] * float(a.q[t * a.q_stride + i]);
       for (int r = 0; r < kTileRows; ++r) {
@@ -350,21 +354,22 @@ TEST(KernelQuantTileTest, SimdTilesMatchScalarOnOddShapes) {
     const KernelTable& k = kernel_table(l);
     for (GgmlType type : kQuantTypes) {
       const int block = act_block_size(type);
-      for (int64_t n_blocks : {1, 2, 3, 9, 64, 65, 130}) {
-        if (block == 256 && n_blocks > 9) continue;
+      for (int64_t n_blocks : {1, 2, 3, 9, 64, 65, 130, 600}) {  // 600 > one 512-block pass
+        if (block == 256 && n_blocks > 9 && n_blocks != 65) continue;  // 65 > one 64-super-block pass
+        if (block == 32 && n_blocks == 65) continue;
         const int64_t n = n_blocks * block;
         const TestMatrix m = make_matrix(type, kTileRows, n, uint32_t(31 + n_blocks));
         const TileInputs in = tile_inputs(scalar(), block, n, uint32_t(32 + n_blocks));
         const ActView a = view_of(in.acts, block, n);
         const int64_t ys = kTileRows + 3;
         for (int rows = 1; rows <= kTileRows; ++rows)
-          for (int tokens = 1; tokens <= kTileTokens; ++tokens)
+          for (int tokens = 1; tokens <= kTestTokens; ++tokens)
             for (bool accumulate : {false, true}) {
-              std::vector<float> y(size_t(kTileTokens * ys), 0.25f), y_ref = y;
+              std::vector<float> y(size_t(kTestTokens * ys), 0.25f), y_ref = y;
               k.quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks, y.data(), ys, accumulate);
               scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks, y_ref.data(), ys,
                                             accumulate);
-              for (int t = 0; t < kTileTokens; ++t)
+              for (int t = 0; t < kTestTokens; ++t)
                 for (int r = 0; r < ys; ++r) {
                   const size_t i = size_t(t * ys + r);
                   if (t >= tokens || r >= rows) {

@@ -17,7 +17,8 @@
 
 namespace g4 {
 
-// Tile of one kernel call: up to kTileRows weight rows times up to kTileTokens activation rows.
+// Tile of one kernel call: up to kTileRows weight rows; a float tile takes up to kTileTokens
+// activation rows, a quantized tile any number.
 constexpr int kTileRows = 4;
 constexpr int kTileTokens = 4;
 
@@ -48,10 +49,11 @@ using QuantizeAct32Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d,
 using QuantizeAct256Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, int16_t* bsum);
 
 // y[t * y_stride + r] = (or +=, when accumulate) sum over n_blocks weight blocks of W row r
-// against activation row t, for r < n_rows <= kTileRows and t < n_tokens <= kTileTokens. `w` is
-// the first block of row 0; rows are w_row_bytes apart.
+// against activation row t, for r < n_rows <= kTileRows and every t < n_tokens (any count: the
+// kernel decodes each weight block's scales once and unpacks its codes once per group of a few
+// tokens). `w` is the first block of row 0; rows are w_row_bytes apart.
 using QuantTileFn = void (*)(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act,
-                             int n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
+                             int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
                              bool accumulate);
 
 // The float version: y[t * y_stride + r] (+)= sum_{i < k} w[r * w_stride + i] * x[t * x_stride + i].

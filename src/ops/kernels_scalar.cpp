@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/half.h"
 #include "core/quant_blocks.h"
@@ -218,13 +219,13 @@ int dot_codes(const int8_t* a, const int8_t* b, int count) {
   return sum;
 }
 
-float block_dot(const Codes32& w, const ActView& act, int t, int64_t b) {
+float block_dot(const Codes32& w, const ActView& act, int64_t t, int64_t b) {
   const int64_t di = t * act.d_stride + b;
   const int isum = dot_codes(w.q, act.q + t * act.q_stride + b * QK, QK);
   return (w.d * act.d[di]) * float(isum) + w.m * act.dsum[di];
 }
 
-float block_dot(const Codes256& w, const ActView& act, int t, int64_t b) {
+float block_dot(const Codes256& w, const ActView& act, int64_t t, int64_t b) {
   const int8_t* xq = act.q + t * act.q_stride + b * QK_K;
   const int16_t* bsum = act.bsum + t * act.bsum_stride + b * (QK_K / 16);
   int64_t isum = 0, imin = 0;
@@ -237,18 +238,19 @@ float block_dot(const Codes256& w, const ActView& act, int t, int64_t b) {
 }
 
 template <class Block>
-void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act, int n_tokens,
+void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act, int64_t n_tokens,
                        int64_t n_blocks, float* y, int64_t y_stride, bool accumulate) {
-  float acc[kTileRows][kTileTokens] = {};
+  std::vector<float> acc(size_t(kTileRows * n_tokens), 0.0f);  // [r][t]
   for (int r = 0; r < n_rows; ++r)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const auto unpacked = codes(load_block<Block>(w + r * w_row_bytes, b));
-      for (int t = 0; t < n_tokens; ++t) acc[r][t] += block_dot(unpacked, act, t, b);
+      for (int64_t t = 0; t < n_tokens; ++t) acc[size_t(r * n_tokens + t)] += block_dot(unpacked, act, t, b);
     }
-  for (int t = 0; t < n_tokens; ++t)
+  for (int64_t t = 0; t < n_tokens; ++t)
     for (int r = 0; r < n_rows; ++r) {
       float& out = y[t * y_stride + r];
-      out = accumulate ? out + acc[r][t] : acc[r][t];
+      const float v = acc[size_t(r * n_tokens + t)];
+      out = accumulate ? out + v : v;
     }
 }
 

@@ -149,23 +149,20 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
   const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
 
   for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
+    // One row tile against every token (the kernel decodes the rows' scales once), for columns
+    // [c0, c0 + width).
     auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
-      const int64_t b0 = c0 / wb;
-      for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
-        ActView act;
-        act.q = q.get() + t0 * cols + c0;
-        act.q_stride = cols;
-        act.d = d.get() + t0 * n_ab + c0 / ab;
-        act.d_stride = n_ab;
-        if (ab == 32) act.dsum = dsum.get() + t0 * n_ab + c0 / ab;
-        if (ab == 256) {
-          act.bsum = bsum.get() + t0 * (cols / 16) + c0 / 16;
-          act.bsum_stride = cols / 16;
-        }
-        const int n_tok = int(std::min<int64_t>(kTileTokens, T - t0));
-        tile(w.row(r0) + b0 * block_bytes, w.row_bytes, n_rows, act, n_tok, width / wb,
-             y + t0 * y_stride + r0, y_stride, accumulate);
+      ActView act;
+      act.q = q.get() + c0;
+      act.q_stride = cols;
+      act.d = d.get() + c0 / ab;
+      act.d_stride = n_ab;
+      if (ab == 32) act.dsum = dsum.get() + c0 / ab;
+      if (ab == 256) {
+        act.bsum = bsum.get() + c0 / 16;
+        act.bsum_stride = cols / 16;
       }
+      tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, width / wb, y + r0, y_stride, accumulate);
     };
     for (int64_t p = 0; p < n_panels; ++p)
       for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {

@@ -506,13 +506,28 @@ __m256 halves8(const uint8_t* p, int64_t stride, int count) {
   return _mm256_cvtph_ps(h);
 }
 
-// R rows x C tokens over n_blocks 32-blocks, per chunk of blocks in two passes:
+constexpr int kMaxBlocks = 512;  // 32-blocks whose weight scales one call decodes at once
+constexpr int kMaxSuper = 8;     // K-quant super-blocks whose scales are decoded at once (in L1)
+
+// A view `tokens` tokens and `blocks` blocks (of `block` activations) further on.
+ActView offset_view(const ActView& a, int64_t tokens, int64_t blocks, int block) {
+  ActView v = a;
+  v.q += tokens * a.q_stride + blocks * block;
+  v.d += tokens * a.d_stride + blocks;
+  if (v.dsum) v.dsum += tokens * a.d_stride + blocks;
+  if (v.bsum) v.bsum += tokens * a.bsum_stride + blocks * (block / 16);
+  return v;
+}
+
+// R rows x C tokens over nb 32-blocks whose weight scales (dw) and dsum coefficients (coef: the
+// minimum, or -offset * d) were decoded by the caller, zero-padded to a multiple of 8. Per chunk
+// of blocks, two passes:
 //  1. vectorized over 8 blocks at a time: the combined scales s = d_w * d_x of every (row, token,
-//     block), and the dsum terms (offset or minimum times d_x * sum q_x);
+//     block), and the dsum terms coef * d_x * sum(q_x);
 //  2. the integer dots, each converted once and accumulated with one FMA of its combined scale.
 template <class W, int R, int C>
-void quant32_micro(const uint8_t* w, int64_t wrb, const ActView& a, int64_t nb, float* y, int64_t ys,
-                   bool accumulate) {
+void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks], const float (*coef)[kMaxBlocks],
+                   const ActView& a, int64_t nb, bool prefetch, float* y, int64_t ys, bool accumulate) {
   constexpr bool kDsumTerm = W::kMin || W::kOffset != 0.0f;
   // 8 partial sums per (row, token), the dsum terms included: all summed at the end. Kept in
   // memory across chunks; each chunk's integer pass has its own register accumulators (an array
@@ -524,19 +539,14 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const ActView& a, int64_t nb, 
   for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
     const int n = int(min_i64(kChunk, nb - b0));
     for (int j = 0; j < n; j += 8) {
-      const int count = n - j < 8 ? n - j : 8;
-      const __m256i m = tail_mask(count);
+      const __m256i m = tail_mask(n - j < 8 ? n - j : 8);
       for (int r = 0; r < R; ++r) {
-        const uint8_t* first = w + r * wrb + (b0 + j) * W::kBytes;
-        const __m256 dw = halves8(first, W::kBytes, count);
-        __m256 coef = _mm256_setzero_ps();
-        if constexpr (W::kMin) coef = halves8(first + 2, W::kBytes, count);
-        if constexpr (W::kOffset != 0.0f) coef = _mm256_mul_ps(dw, _mm256_set1_ps(-W::kOffset));
+        const __m256 dwv = _mm256_load_ps(&dw[r][b0 + j]);
         for (int c = 0; c < C; ++c) {
-          _mm256_store_ps(&s[r][c][j], _mm256_mul_ps(dw, _mm256_maskload_ps(a.d + c * a.d_stride + b0 + j, m)));
+          _mm256_store_ps(&s[r][c][j], _mm256_mul_ps(dwv, _mm256_maskload_ps(a.d + c * a.d_stride + b0 + j, m)));
           if constexpr (kDsumTerm)
-            total[r][c] =
-                _mm256_fmadd_ps(coef, _mm256_maskload_ps(a.dsum + c * a.d_stride + b0 + j, m), total[r][c]);
+            total[r][c] = _mm256_fmadd_ps(_mm256_load_ps(&coef[r][b0 + j]),
+                                          _mm256_maskload_ps(a.dsum + c * a.d_stride + b0 + j, m), total[r][c]);
         }
       }
     }
@@ -547,9 +557,9 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const ActView& a, int64_t nb, 
       __m256i wq[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = w + r * wrb + (b0 + j) * W::kBytes;
-        // Pass 1 of the next tile would otherwise wait on memory: fetch the same block of the
-        // row R rows down (matmul walks the rows in order; past the matrix end it is harmless).
-        _mm_prefetch(reinterpret_cast<const char*>(blk + R * wrb), _MM_HINT_T0);
+        // The next row group's scale decoding would otherwise wait on memory: fetch the same
+        // block of the row R rows down (matmul walks rows in order; past the end it is harmless).
+        if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(blk + R * wrb), _MM_HINT_T0);
         wq[r] = W::codes(blk);
       }
       for (int c = 0; c < C; ++c) {
@@ -570,15 +580,93 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const ActView& a, int64_t nb, 
     }
 }
 
-// ---- quantized tiles, K-quants (256-blocks), one row at a time against C tokens ----
+// R rows against every token, nb <= kMaxBlocks: the rows' scales decoded once, then the tokens
+// in groups of up to 4 (the codes are unpacked once per group).
+template <class W, int R>
+void quant32_rows(const uint8_t* w, int64_t wrb, const ActView& a, int64_t n_tokens, int64_t nb, float* y,
+                  int64_t ys, bool accumulate) {
+  constexpr bool kDsumTerm = W::kMin || W::kOffset != 0.0f;
+  alignas(32) float dw[R][kMaxBlocks];
+  alignas(32) float coef[kDsumTerm ? R : 1][kMaxBlocks];
+  for (int r = 0; r < R; ++r)
+    for (int64_t j = 0; j < nb; j += 8) {
+      const int count = int(min_i64(8, nb - j));
+      const uint8_t* first = w + r * wrb + j * W::kBytes;
+      const __m256 d = halves8(first, W::kBytes, count);
+      _mm256_store_ps(&dw[r][j], d);
+      if constexpr (W::kMin) _mm256_store_ps(&coef[r][j], halves8(first + 2, W::kBytes, count));
+      if constexpr (W::kOffset != 0.0f) _mm256_store_ps(&coef[r][j], _mm256_mul_ps(d, _mm256_set1_ps(-W::kOffset)));
+    }
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+    const ActView at = offset_view(a, t0, 0, QK);
+    const bool prefetch = t0 == 0;
+    float* yt = y + t0 * ys;
+    switch (min_i64(4, n_tokens - t0)) {
+      case 1: quant32_micro<W, R, 1>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
+      case 2: quant32_micro<W, R, 2>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
+      case 3: quant32_micro<W, R, 3>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
+      default: quant32_micro<W, R, 4>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
+    }
+  }
+}
+
+// One token: rows 4 at a time (4 independent chains, 4 weight streams); more: 2 rows x 4 tokens
+// (8 accumulators, the 16 ymm registers' limit).
+template <class W>
+void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
+                   float* y, int64_t ys, bool accumulate) {
+  for (int64_t b0 = 0; b0 < nb; b0 += kMaxBlocks) {
+    const int64_t n = min_i64(kMaxBlocks, nb - b0);
+    const uint8_t* wb = w + b0 * W::kBytes;
+    const ActView ab = offset_view(a, 0, b0, QK);
+    const bool acc = accumulate || b0 > 0;
+    int r = 0;
+    if (n_tokens == 1)
+      for (; r + 4 <= n_rows; r += 4) quant32_rows<W, 4>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
+    for (; r + 2 <= n_rows; r += 2) quant32_rows<W, 2>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
+    for (; r < n_rows; ++r) quant32_rows<W, 1>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
+  }
+}
+
+// ---- quantized tiles, K-quants (256-blocks), one row at a time ----
 
 // Sum over the 16 runs of 16 of coef[s] * bsum[s] (both int16), as an int.
 int dot_runs(__m256i coef, const int16_t* bsum) {
   return hsum_i32(_mm256_madd_epi16(coef, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsum))));
 }
 
+// Fetches the super-block two scale passes ahead (its 144-210 bytes): the scale pass of a chunk
+// would otherwise wait on memory.
+void prefetch_super(const uint8_t* p, int64_t block_bytes) {
+  const char* ahead = reinterpret_cast<const char*>(p + 2 * kMaxSuper * block_bytes);
+  for (int64_t off = 0; off < block_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+}
+
+// A row's super-block scales, decoded once for all its tokens.
+struct KScales {
+  float d[kMaxSuper], dmin[kMaxSuper];
+  alignas(32) int16_t sc[kMaxSuper][16];  // Q4_K/Q5_K: scale of sub-block j at [j]; Q6_K: the 16 scales
+  alignas(32) int16_t mn[kMaxSuper][16];  // Q4_K/Q5_K: min of each run of 16 (sub-block j at 2j, 2j+1)
+};
+
+template <bool kFifthBit>
+void k4_scales(const uint8_t* row, int64_t nb, KScales& ks) {
+  constexpr int64_t kBytes = kFifthBit ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + b * kBytes;
+    ks.d[b] = half_to_float(load_u16(p));
+    ks.dmin[b] = half_to_float(load_u16(p + 2));
+    for (int j = 0; j < 8; ++j) {
+      int scale, min;
+      scale_min_k4(j, p + 4, scale, min);
+      ks.sc[b][j] = int16_t(scale);
+      ks.mn[b][2 * j] = ks.mn[b][2 * j + 1] = int16_t(min);
+    }
+  }
+}
+
 template <bool kFifthBit, int C>
-void k4_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
+void k4_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t nb, bool prefetch, float* out) {
   constexpr int64_t kBytes = kFifthBit ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
   constexpr int kQs = kFifthBit ? 48 : 16;
   __m256 acc[C];
@@ -590,15 +678,7 @@ void k4_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = row + b * kBytes;
-    const float d = half_to_float(load_u16(p)), dmin = half_to_float(load_u16(p + 2));
-    alignas(32) int16_t sc[8], mn16[16];
-    for (int j = 0; j < 8; ++j) {
-      int scale, min;
-      scale_min_k4(j, p + 4, scale, min);
-      sc[j] = int16_t(scale);
-      mn16[2 * j] = mn16[2 * j + 1] = int16_t(min);
-    }
-    const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(mn16));
+    if (prefetch) prefetch_super(p, kBytes);
     const __m256i qh = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)) : _mm256_setzero_si256();
     __m256i isum[C];
     for (int c = 0; c < C; ++c) isum[c] = _mm256_setzero_si256();
@@ -613,7 +693,7 @@ void k4_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
         hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi),
                                                   _mm256_set1_epi8(0x10)));
       }
-      const __m256i sc_lo = _mm256_set1_epi16(sc[2 * ch]), sc_hi = _mm256_set1_epi16(sc[2 * ch + 1]);
+      const __m256i sc_lo = _mm256_set1_epi16(ks.sc[b][2 * ch]), sc_hi = _mm256_set1_epi16(ks.sc[b][2 * ch + 1]);
       for (int c = 0; c < C; ++c) {
         const int8_t* xq = a.q + c * a.q_stride + b * QK_K + 64 * ch;
         const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
@@ -622,17 +702,26 @@ void k4_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
         isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), sc_hi));
       }
     }
+    const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(ks.mn[b]));
     for (int c = 0; c < C; ++c) {
       const float dx = a.d[c * a.d_stride + b];
-      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(d * dx), acc[c]);
-      mins[c] += (dmin * dx) * float(dot_runs(mn, a.bsum + c * a.bsum_stride + b * (QK_K / 16)));
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(ks.d[b] * dx), acc[c]);
+      mins[c] += (ks.dmin[b] * dx) * float(dot_runs(mn, a.bsum + c * a.bsum_stride + b * (QK_K / 16)));
     }
   }
   for (int c = 0; c < C; ++c) out[c] = hsum(acc[c]) - mins[c];
 }
 
+void q6k_scales(const uint8_t* row, int64_t nb, KScales& ks) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + b * int64_t(sizeof(BlockQ6_K));
+    ks.d[b] = half_to_float(load_u16(p + 208));
+    for (int s = 0; s < 16; ++s) ks.sc[b][s] = reinterpret_cast<const int8_t*>(p + 192)[s];
+  }
+}
+
 template <int C>
-void q6k_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
+void q6k_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t nb, bool prefetch, float* out) {
   __m256 acc[C];
   float offs[C];
   for (int c = 0; c < C; ++c) {
@@ -641,9 +730,7 @@ void q6k_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
   }
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = row + b * int64_t(sizeof(BlockQ6_K));
-    const auto* scales = reinterpret_cast<const int8_t*>(p + 192);
-    const float d = half_to_float(load_u16(p + 208));
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+    if (prefetch) prefetch_super(p, sizeof(BlockQ6_K));
     __m256i isum[C];
     for (int c = 0; c < C; ++c) isum[c] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
@@ -652,7 +739,7 @@ void q6k_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
       for (int g = 0; g < 4; ++g) {
         // bytes 0-15 of run g use scale 8h + 2g, bytes 16-31 scale 8h + 2g + 1
         const int s = 8 * h + 2 * g;
-        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(ks.sc[b][s + 1]), _mm_set1_epi16(ks.sc[b][s]));
         for (int c = 0; c < C; ++c) {
           const __m256i xq = _mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(a.q + c * a.q_stride + b * QK_K + 128 * h + 32 * g));
@@ -660,8 +747,9 @@ void q6k_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
         }
       }
     }
+    const __m256i sc16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(ks.sc[b]));
     for (int c = 0; c < C; ++c) {
-      const float ddx = d * a.d[c * a.d_stride + b];
+      const float ddx = ks.d[b] * a.d[c * a.d_stride + b];
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(ddx), acc[c]);
       // the codes carry +32: take 32 * sum_s sc_s * bsum_s back out
       offs[c] += ddx * float(32 * dot_runs(sc16, a.bsum + c * a.bsum_stride + b * (QK_K / 16)));
@@ -670,63 +758,58 @@ void q6k_row(const uint8_t* row, const ActView& a, int64_t nb, float* out) {
   for (int c = 0; c < C; ++c) out[c] = hsum(acc[c]) - offs[c];
 }
 
-template <class RowFn>
-void quant256_rows(RowFn row_fn, const uint8_t* w, int64_t wrb, int n_rows, float* y, int64_t ys, int n_tokens,
-                   bool accumulate) {
-  for (int r = 0; r < n_rows; ++r) {
-    float v[kTileTokens];
-    row_fn(w + r * wrb, v);
-    for (int c = 0; c < n_tokens; ++c) {
-      float& out = y[c * ys + r];
-      out = accumulate ? out + v[c] : v[c];
+// One row at a time, in chunks of kMaxSuper super-blocks: the chunk's scales decoded once, then
+// its tokens in groups of up to 4 (partial sums added into y).
+template <class ScalesFn, class TokensFn>
+void quant256_tile(ScalesFn scales_fn, TokensFn tokens_fn, int64_t block_bytes, const uint8_t* w, int64_t wrb,
+                   int n_rows, const ActView& a, int64_t n_tokens, int64_t nb, float* y, int64_t ys, bool accumulate) {
+  KScales ks;
+  for (int r = 0; r < n_rows; ++r)
+    for (int64_t b0 = 0; b0 < nb; b0 += kMaxSuper) {  // along the row: prefetching runs ahead in it
+      const int64_t n = min_i64(kMaxSuper, nb - b0);
+      const ActView ab = offset_view(a, 0, b0, QK_K);
+      const uint8_t* row = w + r * wrb + b0 * block_bytes;
+      scales_fn(row, n, ks);
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+        float v[4];
+        const int c_count = int(min_i64(4, n_tokens - t0));
+        tokens_fn(row, ks, offset_view(ab, t0, 0, QK_K), n, c_count, t0 == 0, v);
+        for (int c = 0; c < c_count; ++c) {
+          float& out = y[(t0 + c) * ys + r];
+          out = accumulate || b0 > 0 ? out + v[c] : v[c];
+        }
+      }
     }
-  }
 }
 
 template <bool kFifthBit>
-void quant_tile_k4(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int n_tokens, int64_t nb, float* y,
-                   int64_t ys, bool accumulate) {
-  switch (n_tokens) {
-    case 1: return quant256_rows([&](const uint8_t* row, float* v) { k4_row<kFifthBit, 1>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-    case 2: return quant256_rows([&](const uint8_t* row, float* v) { k4_row<kFifthBit, 2>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-    case 3: return quant256_rows([&](const uint8_t* row, float* v) { k4_row<kFifthBit, 3>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-    default: return quant256_rows([&](const uint8_t* row, float* v) { k4_row<kFifthBit, 4>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-  }
+void quant_tile_k4(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
+                   float* y, int64_t ys, bool accumulate) {
+  auto tokens = [](const uint8_t* row, const KScales& ks, const ActView& at, int64_t n, int c, bool prefetch,
+                   float* v) {
+    switch (c) {
+      case 1: return k4_tokens<kFifthBit, 1>(row, ks, at, n, prefetch, v);
+      case 2: return k4_tokens<kFifthBit, 2>(row, ks, at, n, prefetch, v);
+      case 3: return k4_tokens<kFifthBit, 3>(row, ks, at, n, prefetch, v);
+      default: return k4_tokens<kFifthBit, 4>(row, ks, at, n, prefetch, v);
+    }
+  };
+  quant256_tile(k4_scales<kFifthBit>, tokens, kFifthBit ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K), w, wrb, n_rows, a,
+                n_tokens, nb, y, ys, accumulate);
 }
 
-void quant_tile_q6_k(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int n_tokens, int64_t nb, float* y,
-                     int64_t ys, bool accumulate) {
-  switch (n_tokens) {
-    case 1: return quant256_rows([&](const uint8_t* row, float* v) { q6k_row<1>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-    case 2: return quant256_rows([&](const uint8_t* row, float* v) { q6k_row<2>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-    case 3: return quant256_rows([&](const uint8_t* row, float* v) { q6k_row<3>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-    default: return quant256_rows([&](const uint8_t* row, float* v) { q6k_row<4>(row, a, nb, v); }, w, wrb, n_rows, y, ys, n_tokens, accumulate);
-  }
-}
-
-// 32-block tiles: one token: rows 4 at a time (4 independent chains); more: 2 rows x C tokens.
-template <class W, int C>
-void quant32_rows(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t nb, float* y, int64_t ys,
-                  bool accumulate) {
-  constexpr int kRows = C == 1 ? 4 : 2;
-  int r = 0;
-  for (; r + kRows <= n_rows; r += kRows) quant32_micro<W, kRows, C>(w + r * wrb, wrb, a, nb, y + r, ys, accumulate);
-  if (C == 1 && n_rows - r >= 2) {
-    quant32_micro<W, 2, C>(w + r * wrb, wrb, a, nb, y + r, ys, accumulate);
-    r += 2;
-  }
-  for (; r < n_rows; ++r) quant32_micro<W, 1, C>(w + r * wrb, wrb, a, nb, y + r, ys, accumulate);
-}
-
-template <class W>
-void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int n_tokens, int64_t nb, float* y,
-                   int64_t ys, bool accumulate) {
-  switch (n_tokens) {
-    case 1: return quant32_rows<W, 1>(w, wrb, n_rows, a, nb, y, ys, accumulate);
-    case 2: return quant32_rows<W, 2>(w, wrb, n_rows, a, nb, y, ys, accumulate);
-    case 3: return quant32_rows<W, 3>(w, wrb, n_rows, a, nb, y, ys, accumulate);
-    default: return quant32_rows<W, 4>(w, wrb, n_rows, a, nb, y, ys, accumulate);
-  }
+void quant_tile_q6_k(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
+                     float* y, int64_t ys, bool accumulate) {
+  auto tokens = [](const uint8_t* row, const KScales& ks, const ActView& at, int64_t n, int c, bool prefetch,
+                   float* v) {
+    switch (c) {
+      case 1: return q6k_tokens<1>(row, ks, at, n, prefetch, v);
+      case 2: return q6k_tokens<2>(row, ks, at, n, prefetch, v);
+      case 3: return q6k_tokens<3>(row, ks, at, n, prefetch, v);
+      default: return q6k_tokens<4>(row, ks, at, n, prefetch, v);
+    }
+  };
+  quant256_tile(q6k_scales, tokens, sizeof(BlockQ6_K), w, wrb, n_rows, a, n_tokens, nb, y, ys, accumulate);
 }
 
 }  // namespace
