@@ -52,7 +52,7 @@ Stats stats_of(const std::vector<double>& v) {
 // Read bandwidth in bytes/s: every thread streams its share of a buffer far larger than the
 // caches, summing 64-bit words with independent accumulators; the best of several passes.
 double measure_read_bandwidth(ThreadPool& pool) {
-  constexpr int64_t kBytes = int64_t(1) << 30;
+  constexpr int64_t kBytes = int64_t(512) << 20;  // 512 MiB: 10x and more any L3 cache
   constexpr int64_t kWords = kBytes / 8;
   std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(kWords)]);
   pool.parallel_for(kWords, 1 << 16, [&](int64_t b, int64_t e, int) {
@@ -61,7 +61,7 @@ double measure_read_bandwidth(ThreadPool& pool) {
   const int parts = pool.size();
   std::vector<uint64_t> sinks(size_t(parts) * 8);  // one cache line per thread
   double best = 0;
-  for (int pass = 0; pass < 6; ++pass) {
+  for (int pass = 0; pass < 5; ++pass) {
     const auto start = Clock::now();
     pool.parallel_for(parts, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t part = b; part < e; ++part) {
