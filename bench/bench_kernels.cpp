@@ -22,7 +22,9 @@ std::vector<float> gaussian(int64_t n, uint32_t seed) {
   return v;
 }
 
-void items(benchmark::State& state, int64_t n) { state.SetItemsProcessed(state.iterations() * n); }
+void items(benchmark::State& state, int64_t n) {
+  state.SetItemsProcessed(state.iterations() * n);
+}
 
 void BM_Dot(benchmark::State& state, const g4::KernelTable* k, int64_t n) {
   const auto a = gaussian(n, 1), b = gaussian(n, 2);
@@ -81,7 +83,8 @@ void BM_QuantizeAct(benchmark::State& state, const g4::KernelTable* k, int block
   items(state, n);
 }
 
-void BM_Dequantize(benchmark::State& state, const g4::KernelTable* k, g4::GgmlType type, int64_t n) {
+void BM_Dequantize(benchmark::State& state, const g4::KernelTable* k, g4::GgmlType type,
+                   int64_t n) {
   const auto x = gaussian(n, 1);
   std::vector<uint8_t> row(static_cast<size_t>(g4::ggml_row_bytes(type, n)));
   g4::quantize_row(type, x.data(), row.data(), n);
@@ -98,18 +101,26 @@ const bool kRegistered = [] {
     const g4::KernelTable* k = &g4::kernel_table(level);
     const std::string lv = g4::cpu_level_name(level);
     for (int64_t n : {256, 4096}) {
-      benchmark::RegisterBenchmark(("Kernel/Dot/" + lv + "/" + std::to_string(n)).c_str(), BM_Dot, k, n);
-      benchmark::RegisterBenchmark(("Kernel/Axpy/" + lv + "/" + std::to_string(n)).c_str(), BM_Axpy, k, n);
+      benchmark::RegisterBenchmark(("Kernel/Dot/" + lv + "/" + std::to_string(n)).c_str(), BM_Dot,
+                                   k, n);
+      benchmark::RegisterBenchmark(("Kernel/Axpy/" + lv + "/" + std::to_string(n)).c_str(), BM_Axpy,
+                                   k, n);
     }
-    benchmark::RegisterBenchmark(("Kernel/Softcap/" + lv + "/262144").c_str(), BM_Softcap, k, int64_t(262144));
-    benchmark::RegisterBenchmark(("Kernel/Geglu/" + lv + "/15360").c_str(), BM_Geglu, k, int64_t(15360));
-    benchmark::RegisterBenchmark(("Kernel/QuantizeAct32/" + lv + "/15360").c_str(), BM_QuantizeAct, k, 32, int64_t(15360));
-    benchmark::RegisterBenchmark(("Kernel/QuantizeAct256/" + lv + "/15360").c_str(), BM_QuantizeAct, k, 256, int64_t(15360));
-    for (g4::GgmlType type : {g4::GgmlType::F16, g4::GgmlType::BF16, g4::GgmlType::Q8_0, g4::GgmlType::Q4_0,
-                              g4::GgmlType::Q4_1, g4::GgmlType::Q5_0, g4::GgmlType::Q5_1, g4::GgmlType::Q4_K,
-                              g4::GgmlType::Q5_K, g4::GgmlType::Q6_K})
-      benchmark::RegisterBenchmark(("Kernel/Dequantize/" + lv + "/" + g4::ggml_type_name(type) + "/4096").c_str(),
-                                   BM_Dequantize, k, type, int64_t(4096));
+    benchmark::RegisterBenchmark(("Kernel/Softcap/" + lv + "/262144").c_str(), BM_Softcap, k,
+                                 int64_t(262144));
+    benchmark::RegisterBenchmark(("Kernel/Geglu/" + lv + "/15360").c_str(), BM_Geglu, k,
+                                 int64_t(15360));
+    benchmark::RegisterBenchmark(("Kernel/QuantizeAct32/" + lv + "/15360").c_str(), BM_QuantizeAct,
+                                 k, 32, int64_t(15360));
+    benchmark::RegisterBenchmark(("Kernel/QuantizeAct256/" + lv + "/15360").c_str(), BM_QuantizeAct,
+                                 k, 256, int64_t(15360));
+    for (g4::GgmlType type :
+         {g4::GgmlType::F16, g4::GgmlType::BF16, g4::GgmlType::Q8_0, g4::GgmlType::Q4_0,
+          g4::GgmlType::Q4_1, g4::GgmlType::Q5_0, g4::GgmlType::Q5_1, g4::GgmlType::Q4_K,
+          g4::GgmlType::Q5_K, g4::GgmlType::Q6_K})
+      benchmark::RegisterBenchmark(
+          ("Kernel/Dequantize/" + lv + "/" + g4::ggml_type_name(type) + "/4096").c_str(),
+          BM_Dequantize, k, type, int64_t(4096));
   }
   return true;
 }();

@@ -49,8 +49,8 @@ std::shared_ptr<Weights> make_weights(g4::GgmlType type, int64_t rows, int64_t c
   return m;
 }
 
-void BM_Matmul(benchmark::State& state, g4::CpuLevel level, g4::GgmlType type, g4::MatmulMode mode, int64_t rows,
-               int64_t cols, int64_t tokens, int threads) {
+void BM_Matmul(benchmark::State& state, g4::CpuLevel level, g4::GgmlType type, g4::MatmulMode mode,
+               int64_t rows, int64_t cols, int64_t tokens, int threads) {
   const auto weights = make_weights(type, rows, cols);
   g4::ThreadPool pool(threads);
   std::mt19937 rng(2);
@@ -63,15 +63,17 @@ void BM_Matmul(benchmark::State& state, g4::CpuLevel level, g4::GgmlType type, g
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * rows * weights->w.row_bytes);
-  state.counters["MAC/s"] =
-      benchmark::Counter(double(state.iterations()) * double(rows * cols * tokens), benchmark::Counter::kIsRate);
-  state.counters["tokens/s"] = benchmark::Counter(double(state.iterations() * tokens), benchmark::Counter::kIsRate);
+  state.counters["MAC/s"] = benchmark::Counter(
+      double(state.iterations()) * double(rows * cols * tokens), benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(double(state.iterations() * tokens), benchmark::Counter::kIsRate);
 }
 
 const bool kRegistered = [] {
-  const g4::GgmlType types[] = {g4::GgmlType::Q4_0, g4::GgmlType::Q8_0, g4::GgmlType::Q4_1, g4::GgmlType::Q5_0,
-                                g4::GgmlType::Q5_1, g4::GgmlType::Q4_K, g4::GgmlType::Q5_K, g4::GgmlType::Q6_K,
-                                g4::GgmlType::F16,  g4::GgmlType::BF16, g4::GgmlType::F32};
+  const g4::GgmlType types[] = {g4::GgmlType::Q4_0, g4::GgmlType::Q8_0, g4::GgmlType::Q4_1,
+                                g4::GgmlType::Q5_0, g4::GgmlType::Q5_1, g4::GgmlType::Q4_K,
+                                g4::GgmlType::Q5_K, g4::GgmlType::Q6_K, g4::GgmlType::F16,
+                                g4::GgmlType::BF16, g4::GgmlType::F32};
   struct Shape {
     int64_t rows, cols;
   };
@@ -87,9 +89,11 @@ const bool kRegistered = [] {
               const std::string name = std::string("Matmul/") + g4::cpu_level_name(level) + "/" +
                                        g4::ggml_type_name(type) + "/" +
                                        (mode == g4::MatmulMode::kFast ? "fast" : "precise") + "/" +
-                                       std::to_string(s.rows) + "x" + std::to_string(s.cols) + "/t" +
-                                       std::to_string(tokens) + "/threads:" + std::to_string(threads);
-              benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, level, type, mode, s.rows, s.cols, tokens, threads)
+                                       std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+                                       "/t" + std::to_string(tokens) +
+                                       "/threads:" + std::to_string(threads);
+              benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, level, type, mode, s.rows,
+                                           s.cols, tokens, threads)
                   ->Unit(benchmark::kMillisecond)
                   ->UseRealTime();
             }

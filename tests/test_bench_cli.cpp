@@ -50,7 +50,8 @@ TEST_F(BenchCliTest, JsonReportsBothTestsPerRepetitionAtDepth) {
 }
 
 TEST_F(BenchCliTest, TextTableAndBandwidthRoof) {
-  const test::CliResult r = test::run_cli("bench -m " + model_ + " -p 4 -n 3 -r 1 -t 1 --precise --membw");
+  const test::CliResult r =
+      test::run_cli("bench -m " + model_ + " -p 4 -n 3 -r 1 -t 1 --precise --membw");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("| pp4"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| tg3"), std::string::npos) << r.out;
@@ -60,7 +61,8 @@ TEST_F(BenchCliTest, TextTableAndBandwidthRoof) {
 }
 
 TEST_F(BenchCliTest, SkippingATestAndBadArguments) {
-  const test::CliResult only_decode = test::run_cli("bench -m " + model_ + " -p 0 -n 2 -r 1 --json");
+  const test::CliResult only_decode =
+      test::run_cli("bench -m " + model_ + " -p 0 -n 2 -r 1 --json");
   ASSERT_EQ(only_decode.exit_code, 0) << only_decode.err;
   const nlohmann::json j = nlohmann::json::parse(only_decode.out);
   EXPECT_FALSE(j.contains("prefill"));

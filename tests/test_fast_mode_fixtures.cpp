@@ -34,8 +34,8 @@ json read_json(const std::filesystem::path& path) {
   return json::parse(in);
 }
 
-std::vector<float> fast_logits_all_positions(const Gemma4Model& model, const std::vector<int32_t>& ids,
-                                             ThreadPool& pool) {
+std::vector<float> fast_logits_all_positions(const Gemma4Model& model,
+                                             const std::vector<int32_t>& ids, ThreadPool& pool) {
   KvCache cache(model.hp, int64_t(ids.size()) + 1);
   ForwardPass forward(model, pool, MatmulMode::kFast);
   SequenceInput in;
@@ -47,7 +47,8 @@ std::vector<float> fast_logits_all_positions(const Gemma4Model& model, const std
   return logits;
 }
 
-std::vector<int32_t> fast_greedy(const Gemma4Model& model, const std::vector<int32_t>& ids, int n, ThreadPool& pool) {
+std::vector<int32_t> fast_greedy(const Gemma4Model& model, const std::vector<int32_t>& ids, int n,
+                                 ThreadPool& pool) {
   KvCache cache(model.hp, int64_t(ids.size()) + n + 1);
   ForwardPass forward(model, pool, MatmulMode::kFast);
   SequenceInput in;
@@ -109,13 +110,16 @@ TEST_P(FastModeFixtureTest, WithinRow5OfExactAndLlamaCppReferences) {
   Diff exact, llama;
   bool have_llama = false;
   for (const char* seq : {"s5", "s40", "s100"}) {
-    const std::string ref_name = "ref_numpy/text" + (variant == "f32" ? std::string() : "-" + variant) + "." + seq + ".json";
+    const std::string ref_name =
+        "ref_numpy/text" + (variant == "f32" ? std::string() : "-" + variant) + "." + seq + ".json";
     G4_REQUIRE_FIXTURE("gemma4-tiny/" + ref_name);
     const json ref = read_json(dir / ref_name);
     const std::vector<int32_t> ids = ref["ids"].get<std::vector<int32_t>>();
     const std::vector<float> logits = fast_logits_all_positions(*model, ids, pool);
     ASSERT_EQ(logits.size(), ids.size() * size_t(V));
-    auto row = [&](size_t p) { return std::span<const float>(logits.data() + p * size_t(V), size_t(V)); };
+    auto row = [&](size_t p) {
+      return std::span<const float>(logits.data() + p * size_t(V), size_t(V));
+    };
 
     // Exact-activation reference: logits at its recorded positions, argmax everywhere.
     for (const auto& [pos_str, ref_row] : ref["logits"].items()) {
@@ -138,10 +142,12 @@ TEST_P(FastModeFixtureTest, WithinRow5OfExactAndLlamaCppReferences) {
     const auto greedy_ref = ref["greedy_tokens"].get<std::vector<int32_t>>();
     const auto greedy_margins = ref["greedy_margins_top1_minus_top2"].get<std::vector<double>>();
     size_t checked_steps = 0;
-    while (checked_steps < greedy_ref.size() && greedy_margins[checked_steps] >= kArgmaxMargin) ++checked_steps;
+    while (checked_steps < greedy_ref.size() && greedy_margins[checked_steps] >= kArgmaxMargin)
+      ++checked_steps;
     if (checked_steps > 0) {
       const std::vector<int32_t> got = fast_greedy(*model, ids, int(checked_steps), pool);
-      EXPECT_EQ(got, std::vector<int32_t>(greedy_ref.begin(), greedy_ref.begin() + int64_t(checked_steps)))
+      EXPECT_EQ(got, std::vector<int32_t>(greedy_ref.begin(),
+                                          greedy_ref.begin() + int64_t(checked_steps)))
           << variant << " " << seq;
     }
 
@@ -170,8 +176,8 @@ TEST_P(FastModeFixtureTest, WithinRow5OfExactAndLlamaCppReferences) {
     EXPECT_LE(d.max_abs, kMaxAbs) << variant << " vs " << against;
     EXPECT_LE(d.rms(), kMaxRms) << variant << " vs " << against;
     EXPECT_GE(double(d.agree), kPooledAgreement * d.positions) << variant << " vs " << against;
-    std::printf("[ fast mode ] %-6s vs %-9s max abs %.3f, rms %.3f, argmax %d/%d\n", variant.c_str(), against,
-                d.max_abs, d.rms(), d.agree, d.positions);
+    std::printf("[ fast mode ] %-6s vs %-9s max abs %.3f, rms %.3f, argmax %d/%d\n",
+                variant.c_str(), against, d.max_abs, d.rms(), d.agree, d.positions);
     RecordProperty(std::string(against) + "_max_abs", std::to_string(d.max_abs));
     RecordProperty(std::string(against) + "_rms", std::to_string(d.rms()));
   };
@@ -185,8 +191,11 @@ TEST_P(FastModeFixtureTest, WithinRow5OfExactAndLlamaCppReferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FastModeFixtureTest,
-                         testing::Values("f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         testing::Values("f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m",
+                                         "q5_k_m", "q6_k"),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace g4

@@ -1,6 +1,7 @@
 // Every SIMD kernel against its scalar twin (ops/kernels.h), on every CPU level this machine runs,
-// over odd sizes: one block, many blocks, odd token and row counts, tails. Also the scalar quantized
-// tiles against dot_row_ref (their definition), and matmul's tiling against plain dot products.
+// over odd sizes: one block, many blocks, odd token and row counts, tails. Also the scalar
+// quantized tiles against dot_row_ref (their definition), and matmul's tiling against plain dot
+// products.
 //
 // Tolerances: bit-exact where the operations are the same (dequantization, activation
 // quantization); elsewhere the summation order differs, so |simd - scalar| <= 1e-5 * sum |terms|
@@ -74,7 +75,9 @@ bool same_bits_or_both_nan(float a, float b) {
   return (std::isnan(a) && std::isnan(b)) || f32_to_bits(a) == f32_to_bits(b);
 }
 
-const KernelTable& scalar() { return kernel_table(CpuLevel::kScalar); }
+const KernelTable& scalar() {
+  return kernel_table(CpuLevel::kScalar);
+}
 
 // ---- CPU levels ----
 
@@ -97,13 +100,15 @@ TEST(KernelDispatchTest, ScalarIsAlwaysSupportedAndSelectedLevelIsSupported) {
 TEST(KernelDispatchTest, EveryTableIsComplete) {
   for (CpuLevel l : supported_cpu_levels()) {
     const KernelTable& k = kernel_table(l);
-    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 && k.quantize_act32 && k.quantize_act256 && k.float_tile)
+    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 &&
+                k.quantize_act32 && k.quantize_act256 && k.float_tile)
         << cpu_level_name(l);
     for (GgmlType t : kAllTypes) {
       if (t != GgmlType::F32) {
         EXPECT_NE(k.dequantizer(t), nullptr) << cpu_level_name(l) << " " << ggml_type_name(t);
       }
-      EXPECT_EQ(k.quantized_tile(t) != nullptr, act_block_size(t) != 0) << cpu_level_name(l) << " " << ggml_type_name(t);
+      EXPECT_EQ(k.quantized_tile(t) != nullptr, act_block_size(t) != 0)
+          << cpu_level_name(l) << " " << ggml_type_name(t);
     }
   }
 }
@@ -117,18 +122,21 @@ TEST(KernelFloatTest, DotAxpyScaleMatchScalarOnOddSizes) {
       const auto a = gaussian(n, 1), b = gaussian(n, 2);
       double abs_sum = 0;
       for (int64_t i = 0; i < n; ++i) abs_sum += std::abs(double(a[size_t(i)]) * b[size_t(i)]);
-      EXPECT_NEAR(k.dot_f32(a.data(), b.data(), n), scalar().dot_f32(a.data(), b.data(), n), 1e-6 * abs_sum + 1e-30)
+      EXPECT_NEAR(k.dot_f32(a.data(), b.data(), n), scalar().dot_f32(a.data(), b.data(), n),
+                  1e-6 * abs_sum + 1e-30)
           << cpu_level_name(l) << " n=" << n;
 
       // axpy and scale touch exactly n elements (a guard element after them stays).
       std::vector<float> y = gaussian(n + 1, 3), y_ref = y;
       k.axpy_f32(0.7f, a.data(), y.data(), n);
       scalar().axpy_f32(0.7f, a.data(), y_ref.data(), n);
-      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
       EXPECT_EQ(y[size_t(n)], y_ref[size_t(n)]);
       k.scale_f32(-1.5f, y.data(), n);
       scalar().scale_f32(-1.5f, y_ref.data(), n);
-      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
       EXPECT_EQ(y[size_t(n)], y_ref[size_t(n)]);
     }
   }
@@ -147,13 +155,15 @@ TEST(KernelFloatTest, TanhOpsMatchScalarWithinFloatRounding) {
       k.softcap_f32(a.data(), n, 30.0f);
       scalar().softcap_f32(b.data(), n, 30.0f);
       for (int64_t i = 0; i < n; ++i)
-        EXPECT_NEAR(a[size_t(i)], b[size_t(i)], 30.0f * 4e-7f) << cpu_level_name(l) << " x=" << x[size_t(i)];
+        EXPECT_NEAR(a[size_t(i)], b[size_t(i)], 30.0f * 4e-7f)
+            << cpu_level_name(l) << " x=" << x[size_t(i)];
       std::vector<float> g(x.begin(), x.begin() + n), h = g;
       k.geglu_f32(g.data(), up.data(), n);
       scalar().geglu_f32(h.data(), up.data(), n);
       for (int64_t i = 0; i < n; ++i) {
         // gelu = 0.5 x (1 + tanh(...)): a tanh error e moves it by 0.5 |x| e.
-        const float tol = 0.5f * std::abs(x[size_t(i)] * up[size_t(i)]) * 4e-7f + 1e-6f * std::abs(h[size_t(i)]) + 1e-30f;
+        const float tol = 0.5f * std::abs(x[size_t(i)] * up[size_t(i)]) * 4e-7f +
+                          1e-6f * std::abs(h[size_t(i)]) + 1e-30f;
         EXPECT_NEAR(g[size_t(i)], h[size_t(i)], tol) << cpu_level_name(l) << " x=" << x[size_t(i)];
       }
     }
@@ -171,7 +181,8 @@ TEST(KernelFloatTest, FloatTileMatchesScalarOnOddShapes) {
           for (bool accumulate : {false, true}) {
             std::vector<float> y(size_t(kTileTokens * ys), 0.5f), y_ref = y;
             k.float_tile(w.data(), ws, rows, x.data(), xs, tokens, len, y.data(), ys, accumulate);
-            scalar().float_tile(w.data(), ws, rows, x.data(), xs, tokens, len, y_ref.data(), ys, accumulate);
+            scalar().float_tile(w.data(), ws, rows, x.data(), xs, tokens, len, y_ref.data(), ys,
+                                accumulate);
             for (int t = 0; t < kTileTokens; ++t)
               for (int r = 0; r < ys; ++r) {
                 const size_t i = size_t(t * ys + r);
@@ -180,9 +191,11 @@ TEST(KernelFloatTest, FloatTileMatchesScalarOnOddShapes) {
                   continue;
                 }
                 double abs_sum = accumulate ? 0.5 : 0.0;
-                for (int64_t j = 0; j < len; ++j) abs_sum += std::abs(double(w[size_t(r * ws + j)]) * x[size_t(t * xs + j)]);
-                EXPECT_NEAR(y[i], y_ref[i], 1e-5 * abs_sum) << cpu_level_name(l) << " len=" << len << " rows=" << rows
-                                                             << " tokens=" << tokens;
+                for (int64_t j = 0; j < len; ++j)
+                  abs_sum += std::abs(double(w[size_t(r * ws + j)]) * x[size_t(t * xs + j)]);
+                EXPECT_NEAR(y[i], y_ref[i], 1e-5 * abs_sum)
+                    << cpu_level_name(l) << " len=" << len << " rows=" << rows
+                    << " tokens=" << tokens;
               }
           }
     }
@@ -199,20 +212,23 @@ TEST(KernelDequantTest, BitExactToReferenceOnQuantizedAndArbitraryBytes) {
       if (type == GgmlType::F32) continue;
       const int64_t block = ggml_type_info(type).block_size;
       for (int64_t n_blocks : {1, 2, 3, 9, 33}) {
-        const int64_t n = block == 1 ? n_blocks * 7 + 2 : n_blocks * block;  // odd plain lengths too
+        const int64_t n =
+            block == 1 ? n_blocks * 7 + 2 : n_blocks * block;  // odd plain lengths too
         std::vector<uint8_t> bytes(size_t(ggml_row_bytes(type, n)));
         for (int variant = 0; variant < 2; ++variant) {
           if (variant == 0) {
             const auto v = gaussian(n, uint32_t(n_blocks), 2.0f);
             quantize_row(type, v.data(), bytes.data(), n);
           } else {
-            for (uint8_t& b : bytes) b = uint8_t(rng());  // any bytes decode (scales may be inf/NaN)
+            for (uint8_t& b : bytes)
+              b = uint8_t(rng());  // any bytes decode (scales may be inf/NaN)
           }
           std::vector<float> got(static_cast<size_t>(n) + 1, -7.0f), want(static_cast<size_t>(n));
           k.dequantizer(type)(bytes.data(), got.data(), n);
           dequantize_row(type, bytes.data(), want.data(), n);
           int mismatches = 0;
-          for (int64_t i = 0; i < n; ++i) mismatches += !same_bits_or_both_nan(got[size_t(i)], want[size_t(i)]);
+          for (int64_t i = 0; i < n; ++i)
+            mismatches += !same_bits_or_both_nan(got[size_t(i)], want[size_t(i)]);
           EXPECT_EQ(mismatches, 0) << cpu_level_name(l) << " " << ggml_type_name(type) << " n=" << n
                                    << " variant=" << variant;
           EXPECT_EQ(got[size_t(n)], -7.0f) << "wrote past the end";
@@ -250,7 +266,8 @@ TEST(KernelActQuantTest, MatchesScalarBitForBitAndStaysWithinHalfAStep) {
       const int64_t n = n_blocks * block;
       std::vector<float> x = gaussian(n, 11, 3.0f);
       x[0] = 0.0f;
-      if (n_blocks > 1) std::fill(x.begin() + block, x.begin() + 2 * block, 0.0f);  // an all-zero block
+      if (n_blocks > 1)
+        std::fill(x.begin() + block, x.begin() + 2 * block, 0.0f);  // an all-zero block
       const QuantizedActs ref = quantize_acts(scalar(), block, x.data(), n);
       // Reference semantics: |x - d q| <= d / 2, sums are the sums of the codes.
       for (int64_t i = 0; i < n; ++i) {
@@ -310,8 +327,10 @@ TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed
     const QuantizedActs one = quantize_acts(k, block, in.x.data() + t * n, n);
     std::copy(one.q.begin(), one.q.end(), in.acts.q.begin() + t * n);
     std::copy(one.d.begin(), one.d.end(), in.acts.d.begin() + t * (n / block));
-    std::copy(one.dsum.begin(), one.dsum.end(), in.acts.dsum.begin() + t * (n / 32) * (block == 32));
-    std::copy(one.bsum.begin(), one.bsum.end(), in.acts.bsum.begin() + t * (n / 16) * (block == 256));
+    std::copy(one.dsum.begin(), one.dsum.end(),
+              in.acts.dsum.begin() + t * (n / 32) * (block == 32));
+    std::copy(one.bsum.begin(), one.bsum.end(),
+              in.acts.bsum.begin() + t * (n / 16) * (block == 256));
   }
   return in;
 }
@@ -335,14 +354,16 @@ TEST(KernelQuantTileTest, ScalarTileEqualsDotOfDequantizedValues) {
     const TileInputs in = tile_inputs(scalar(), block, n, 22);
     const ActView a = view_of(in.acts, block, n);
     std::vector<float> y(size_t(kTestTokens * kTileRows));
-    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kTileRows, a, kTestTokens, n / block, y.data(), kTileRows,
-                                  false);
+    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kTileRows, a, kTestTokens, n / block,
+                                  y.data(), kTileRows, false);
     for (int t = 0; t < kTestTokens; ++t) {
       std::vector<float> xd(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) xd[size_t(i)] = a.d[t * a.d_stride + i / block] * float(a.q[t * a.q_stride + i]);
+      for (int64_t i = 0; i < n; ++i)
+        xd[size_t(i)] = a.d[t * a.d_stride + i / block] * float(a.q[t * a.q_stride + i]);
       for (int r = 0; r < kTileRows; ++r) {
         const float want = dot_row_ref(type, m.w.row(r), xd.data(), n);
-        EXPECT_NEAR(y[size_t(t * kTileRows + r)], want, 1e-5 * abs_dot(type, m.w.row(r), a, block, t, n))
+        EXPECT_NEAR(y[size_t(t * kTileRows + r)], want,
+                    1e-5 * abs_dot(type, m.w.row(r), a, block, t, n))
             << ggml_type_name(type) << " r=" << r << " t=" << t;
       }
     }
@@ -355,7 +376,8 @@ TEST(KernelQuantTileTest, SimdTilesMatchScalarOnOddShapes) {
     for (GgmlType type : kQuantTypes) {
       const int block = act_block_size(type);
       for (int64_t n_blocks : {1, 2, 3, 9, 64, 65, 130, 600}) {  // 600 > one 512-block pass
-        if (block == 256 && n_blocks > 9 && n_blocks != 65) continue;  // 65 > one 64-super-block pass
+        if (block == 256 && n_blocks > 9 && n_blocks != 65)
+          continue;  // 65 > one 64-super-block pass
         if (block == 32 && n_blocks == 65) continue;
         const int64_t n = n_blocks * block;
         const TestMatrix m = make_matrix(type, kTileRows, n, uint32_t(31 + n_blocks));
@@ -366,9 +388,10 @@ TEST(KernelQuantTileTest, SimdTilesMatchScalarOnOddShapes) {
           for (int tokens = 1; tokens <= kTestTokens; ++tokens)
             for (bool accumulate : {false, true}) {
               std::vector<float> y(size_t(kTestTokens * ys), 0.25f), y_ref = y;
-              k.quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks, y.data(), ys, accumulate);
-              scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks, y_ref.data(), ys,
-                                            accumulate);
+              k.quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks, y.data(),
+                                     ys, accumulate);
+              scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks,
+                                            y_ref.data(), ys, accumulate);
               for (int t = 0; t < kTestTokens; ++t)
                 for (int r = 0; r < ys; ++r) {
                   const size_t i = size_t(t * ys + r);
@@ -376,10 +399,11 @@ TEST(KernelQuantTileTest, SimdTilesMatchScalarOnOddShapes) {
                     ASSERT_EQ(y[i], 0.25f) << "wrote outside the tile";
                     continue;
                   }
-                  const double tol = 1e-5 * (abs_dot(type, m.w.row(r), a, block, t, n) + (accumulate ? 0.25 : 0.0));
-                  ASSERT_NEAR(y[i], y_ref[i], tol) << cpu_level_name(l) << " " << ggml_type_name(type)
-                                                   << " blocks=" << n_blocks << " rows=" << rows << " tokens=" << tokens
-                                                   << " r=" << r << " t=" << t;
+                  const double tol = 1e-5 * (abs_dot(type, m.w.row(r), a, block, t, n) +
+                                             (accumulate ? 0.25 : 0.0));
+                  ASSERT_NEAR(y[i], y_ref[i], tol)
+                      << cpu_level_name(l) << " " << ggml_type_name(type) << " blocks=" << n_blocks
+                      << " rows=" << rows << " tokens=" << tokens << " r=" << r << " t=" << t;
                 }
             }
       }
@@ -394,8 +418,8 @@ struct MatmulCase {
 };
 
 // y_ref[t][r] = dot_row_ref(W row r, x_t) and the error scale sum |w x|.
-void reference_matmul(const WeightMatrix& w, const std::vector<float>& x, int64_t xs, int64_t tokens,
-                      std::vector<double>& y_ref, std::vector<double>& scale) {
+void reference_matmul(const WeightMatrix& w, const std::vector<float>& x, int64_t xs,
+                      int64_t tokens, std::vector<double>& y_ref, std::vector<double>& scale) {
   y_ref.assign(size_t(tokens * w.rows), 0);
   scale.assign(size_t(tokens * w.rows), 0);
   std::vector<float> row(size_t(w.cols));
@@ -421,12 +445,14 @@ TEST(KernelMatmulTest, PreciseModeMatchesDotRowRefOnEveryLevel) {
       reference_matmul(m.w, x, xs, c.tokens, y_ref, scale);
       for (CpuLevel l : supported_cpu_levels()) {
         std::vector<float> y(size_t(c.tokens * ys), 99.0f);
-        matmul(kernel_table(l), m.w, x.data(), xs, c.tokens, y.data(), ys, pool, MatmulMode::kPrecise);
+        matmul(kernel_table(l), m.w, x.data(), xs, c.tokens, y.data(), ys, pool,
+               MatmulMode::kPrecise);
         for (int64_t t = 0; t < c.tokens; ++t) {
           for (int64_t r = 0; r < c.rows; ++r)
-            ASSERT_NEAR(y[size_t(t * ys + r)], y_ref[size_t(t * c.rows + r)], 1e-5 * scale[size_t(t * c.rows + r)])
-                << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x" << c.cols << " tokens "
-                << c.tokens << " r=" << r << " t=" << t;
+            ASSERT_NEAR(y[size_t(t * ys + r)], y_ref[size_t(t * c.rows + r)],
+                        1e-5 * scale[size_t(t * c.rows + r)])
+                << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x"
+                << c.cols << " tokens " << c.tokens << " r=" << r << " t=" << t;
           EXPECT_EQ(y[size_t(t * ys + c.rows)], 99.0f) << "wrote past the row";
         }
       }
@@ -460,8 +486,8 @@ TEST(KernelMatmulTest, FastModeAgreesAcrossLevelsAndIsWithinActivationRounding) 
         matmul(kernel_table(l), m.w, x.data(), xs, c.tokens, y.data(), ys, pool, MatmulMode::kFast);
         for (size_t i = 0; i < y.size(); ++i)
           ASSERT_NEAR(y[i], y_scalar[i], 1e-5 * scale[i] * 1.1)
-              << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x" << c.cols << " tokens "
-              << c.tokens << " i=" << i;
+              << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x" << c.cols
+              << " tokens " << c.tokens << " i=" << i;
       }
     }
   }

@@ -13,9 +13,8 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "cli/cli_common.h"
 #include "core/error.h"
@@ -56,7 +55,8 @@ double measure_read_bandwidth(ThreadPool& pool) {
   constexpr int64_t kWords = kBytes / 8;
   std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(kWords)]);
   pool.parallel_for(kWords, 1 << 16, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) buf[size_t(i)] = uint64_t(i) * 0x9E3779B97F4A7C15ULL;  // commit the pages
+    for (int64_t i = b; i < e; ++i)
+      buf[size_t(i)] = uint64_t(i) * 0x9E3779B97F4A7C15ULL;  // commit the pages
   });
   const int parts = pool.size();
   std::vector<uint64_t> sinks(size_t(parts) * 8);  // one cache line per thread
@@ -72,7 +72,8 @@ double measure_read_bandwidth(ThreadPool& pool) {
         for (; i + 8 <= n; i += 8)
           for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
         for (; i < n; ++i) acc[0] += p[i];
-        sinks[size_t(part) * 8] = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+        sinks[size_t(part) * 8] =
+            acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
       }
     });
     const double seconds = seconds_since(start);
@@ -135,7 +136,8 @@ void run_bench(const BenchOptions& opt) {
   const int64_t ring_extra = opt.n_prompt;
   {  // warm-up: pages the weights in, grows the scratch buffers
     KvCache cache(hp, n_ctx, ring_extra);
-    feed(forward, cache, random_tokens(std::min<int64_t>(std::max<int64_t>(opt.n_prompt, 1), 16)), opt.batch);
+    feed(forward, cache, random_tokens(std::min<int64_t>(std::max<int64_t>(opt.n_prompt, 1), 16)),
+         opt.batch);
     feed(forward, cache, random_tokens(1), opt.batch);
   }
 
@@ -177,10 +179,15 @@ void run_bench(const BenchOptions& opt) {
     j["ctx_depth"] = opt.depth;
     j["repetitions"] = opt.reps;
     if (opt.n_prompt > 0)
-      j["prefill"] = {{"n_tokens", opt.n_prompt}, {"batch", opt.batch}, {"tokens_per_s", pp.mean},
-                      {"tokens_per_s_sd", pp.sd}, {"samples", prefill_tps}};
+      j["prefill"] = {{"n_tokens", opt.n_prompt},
+                      {"batch", opt.batch},
+                      {"tokens_per_s", pp.mean},
+                      {"tokens_per_s_sd", pp.sd},
+                      {"samples", prefill_tps}};
     if (opt.n_gen > 0)
-      j["decode"] = {{"n_tokens", opt.n_gen}, {"tokens_per_s", tg.mean}, {"tokens_per_s_sd", tg.sd},
+      j["decode"] = {{"n_tokens", opt.n_gen},
+                     {"tokens_per_s", tg.mean},
+                     {"tokens_per_s_sd", tg.sd},
                      {"samples", decode_tps}};
     if (opt.membw) {
       j["membw_bytes_per_s"] = bandwidth;
@@ -190,15 +197,17 @@ void run_bench(const BenchOptions& opt) {
     std::cout << j.dump(2) << "\n";
     return;
   }
-  std::printf("model: %s\n  %s, %.2f B parameters, %d layers\n", opt.model.c_str(), human_bytes(weight_bytes).c_str(),
-              params / 1e9, hp.n_layer);
-  std::printf("threads: %d, kernels: %s, matmul: %s, context depth: %lld, repetitions: %d\n", pool.size(), level,
-              opt.precise ? "precise (float32 activations)" : "fast (int8 activations)", (long long)opt.depth,
-              opt.reps);
+  std::printf("model: %s\n  %s, %.2f B parameters, %d layers\n", opt.model.c_str(),
+              human_bytes(weight_bytes).c_str(), params / 1e9, hp.n_layer);
+  std::printf("threads: %d, kernels: %s, matmul: %s, context depth: %lld, repetitions: %d\n",
+              pool.size(), level,
+              opt.precise ? "precise (float32 activations)" : "fast (int8 activations)",
+              (long long)opt.depth, opt.reps);
   std::printf("| %-16s | %18s |\n|------------------|--------------------|\n", "test", "tokens/s");
   char name[64];
   if (opt.n_prompt > 0) {
-    std::snprintf(name, sizeof name, "pp%lld%s", (long long)opt.n_prompt, opt.depth ? " @ depth" : "");
+    std::snprintf(name, sizeof name, "pp%lld%s", (long long)opt.n_prompt,
+                  opt.depth ? " @ depth" : "");
     std::printf("| %-16s | %9.2f ± %6.2f |\n", name, pp.mean, pp.sd);
   }
   if (opt.n_gen > 0) {
@@ -206,8 +215,8 @@ void run_bench(const BenchOptions& opt) {
     std::printf("| %-16s | %9.2f ± %6.2f |\n", name, tg.mean, tg.sd);
   }
   if (opt.membw) {
-    std::printf("memory read bandwidth: %.1f GB/s (%d threads) -> decode roof %.2f tokens/s", bandwidth / 1e9,
-                pool.size(), roof);
+    std::printf("memory read bandwidth: %.1f GB/s (%d threads) -> decode roof %.2f tokens/s",
+                bandwidth / 1e9, pool.size(), roof);
     if (opt.n_gen > 0) std::printf("; decode runs at %.0f%% of it", 100.0 * tg.mean / roof);
     std::printf("\n");
   }
@@ -219,18 +228,23 @@ void register_bench(CLI::App& app) {
   auto opt = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "measure prefill and decode speed (tokens/s)");
   cmd->add_option("-m,--model", opt->model, "GGUF model file")->required();
-  cmd->add_option("-p,--n-prompt", opt->n_prompt, "prompt tokens to prefill (default 512; 0 = skip)")
+  cmd->add_option("-p,--n-prompt", opt->n_prompt,
+                  "prompt tokens to prefill (default 512; 0 = skip)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   cmd->add_option("-n,--n-gen", opt->n_gen, "tokens to decode (default 128; 0 = skip)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
-  cmd->add_option("-b,--batch", opt->batch, "most tokens per forward pass when prefilling (default 512)")
+  cmd->add_option("-b,--batch", opt->batch,
+                  "most tokens per forward pass when prefilling (default 512)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  cmd->add_option("-r,--repetitions", opt->reps, "repetitions of each test (default 5)")->check(CLI::Range(1, 1000));
-  cmd->add_option("--ctx-depth", opt->depth, "tokens already in the context before each test (default 0)")
+  cmd->add_option("-r,--repetitions", opt->reps, "repetitions of each test (default 5)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--ctx-depth", opt->depth,
+                  "tokens already in the context before each test (default 0)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 22));
   cmd->add_flag("--json", opt->json, "print the results as JSON");
   cmd->add_flag("--membw", opt->membw, "measure memory bandwidth and the decode roof");
-  cmd->add_flag("--precise", opt->precise, "float32 activations in every matmul (the exact-activation mode)");
+  cmd->add_flag("--precise", opt->precise,
+                "float32 activations in every matmul (the exact-activation mode)");
   add_threads_option(*cmd, opt->threads);
   cmd->callback([opt] { run_bench(*opt); });
 }

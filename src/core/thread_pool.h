@@ -32,8 +32,7 @@ class ThreadPool {
   // chunks of at least `grain` items, one chunk per thread. Blocks until all are done. The first
   // exception thrown by fn is rethrown here. Not reentrant: fn must not call parallel_for on the
   // same pool, and only one thread may call it at a time.
-  void parallel_for(int64_t n, int64_t grain,
-                    const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
   void worker_loop(int index);

@@ -16,10 +16,14 @@ namespace g4 {
 
 const char* cpu_level_name(CpuLevel level) {
   switch (level) {
-    case CpuLevel::kScalar: return "scalar";
-    case CpuLevel::kAvx2: return "avx2";
-    case CpuLevel::kNeon: return "neon";
-    case CpuLevel::kNeonDotprod: return "neon-dotprod";
+    case CpuLevel::kScalar:
+      return "scalar";
+    case CpuLevel::kAvx2:
+      return "avx2";
+    case CpuLevel::kNeon:
+      return "neon";
+    case CpuLevel::kNeonDotprod:
+      return "neon-dotprod";
   }
   return "?";
 }
@@ -56,7 +60,8 @@ bool cpu_level_supported(CpuLevel level) {
 
 std::vector<CpuLevel> supported_cpu_levels() {
   std::vector<CpuLevel> levels;
-  for (CpuLevel level : {CpuLevel::kScalar, CpuLevel::kNeon, CpuLevel::kNeonDotprod, CpuLevel::kAvx2})
+  for (CpuLevel level :
+       {CpuLevel::kScalar, CpuLevel::kNeon, CpuLevel::kNeonDotprod, CpuLevel::kAvx2})
     if (cpu_level_supported(level)) levels.push_back(level);
   return levels;
 }
@@ -65,16 +70,19 @@ CpuLevel selected_cpu_level() {
   const char* env = std::getenv("G4_CPU");
   if (!env || !*env) return supported_cpu_levels().back();
   const std::string name = env;
-  for (CpuLevel level : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kNeon, CpuLevel::kNeonDotprod}) {
+  for (CpuLevel level :
+       {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kNeon, CpuLevel::kNeonDotprod}) {
     if (name != cpu_level_name(level)) continue;
     if (!cpu_level_supported(level))
-      fail("G4_CPU=", name, ": this machine or this build cannot run that level (supported here: ",
-           [] {
-             std::string s;
-             for (CpuLevel l : supported_cpu_levels()) s += std::string(s.empty() ? "" : ", ") + cpu_level_name(l);
-             return s;
-           }(),
-           ")");
+      fail(
+          "G4_CPU=", name, ": this machine or this build cannot run that level (supported here: ",
+          [] {
+            std::string s;
+            for (CpuLevel l : supported_cpu_levels())
+              s += std::string(s.empty() ? "" : ", ") + cpu_level_name(l);
+            return s;
+          }(),
+          ")");
     return level;
   }
   fail("G4_CPU=", name, " is not a kernel level (expected scalar, avx2, neon or neon-dotprod)");

@@ -33,7 +33,8 @@ KernelTable make_table(CpuLevel level, void (*fill)(KernelTable&)) {
 }  // namespace
 
 const KernelTable& kernel_table(CpuLevel level) {
-  if (!cpu_level_supported(level)) fail("this machine cannot run the ", cpu_level_name(level), " kernels");
+  if (!cpu_level_supported(level))
+    fail("this machine cannot run the ", cpu_level_name(level), " kernels");
   switch (level) {
     case CpuLevel::kScalar: {
       static const KernelTable table = make_table(level, fill_scalar_kernels);

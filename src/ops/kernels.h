@@ -33,8 +33,8 @@ struct ActView {
   const int8_t* q = nullptr;
   int64_t q_stride = 0;  // int8 values between tokens
   const float* d = nullptr;
-  const float* dsum = nullptr;  // 32-blocks only
-  int64_t d_stride = 0;         // floats between tokens (d and dsum)
+  const float* dsum = nullptr;    // 32-blocks only
+  int64_t d_stride = 0;           // floats between tokens (d and dsum)
   const int16_t* bsum = nullptr;  // 256-blocks only
   int64_t bsum_stride = 0;
 };
@@ -56,7 +56,8 @@ using QuantTileFn = void (*)(const uint8_t* w, int64_t w_row_bytes, int n_rows, 
                              int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
                              bool accumulate);
 
-// The float version: y[t * y_stride + r] (+)= sum_{i < k} w[r * w_stride + i] * x[t * x_stride + i].
+// The float version: y[t * y_stride + r] (+)= sum_{i < k} w[r * w_stride + i] * x[t * x_stride +
+// i].
 using FloatTileFn = void (*)(const float* w, int64_t w_stride, int n_rows, const float* x,
                              int64_t x_stride, int n_tokens, int64_t k, float* y, int64_t y_stride,
                              bool accumulate);
@@ -74,8 +75,9 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
   void (*scale_f32)(float s, float* y, int64_t n) = nullptr;
-  void (*geglu_f32)(float* gate, const float* up, int64_t n) = nullptr;  // gate = gelu_tanh(gate) * up
-  void (*softcap_f32)(float* x, int64_t n, float cap) = nullptr;         // x = cap * tanh(x / cap)
+  void (*geglu_f32)(float* gate, const float* up,
+                    int64_t n) = nullptr;                         // gate = gelu_tanh(gate) * up
+  void (*softcap_f32)(float* x, int64_t n, float cap) = nullptr;  // x = cap * tanh(x / cap)
 
   QuantizeAct32Fn quantize_act32 = nullptr;
   QuantizeAct256Fn quantize_act256 = nullptr;

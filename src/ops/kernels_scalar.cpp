@@ -85,8 +85,9 @@ void quantize_act256_scalar(const float* x, int64_t n, int8_t* q, float* d, int1
   }
 }
 
-void float_tile_scalar(const float* w, int64_t w_stride, int n_rows, const float* x, int64_t x_stride,
-                       int n_tokens, int64_t k, float* y, int64_t y_stride, bool accumulate) {
+void float_tile_scalar(const float* w, int64_t w_stride, int n_rows, const float* x,
+                       int64_t x_stride, int n_tokens, int64_t k, float* y, int64_t y_stride,
+                       bool accumulate) {
   for (int t = 0; t < n_tokens; ++t)
     for (int r = 0; r < n_rows; ++r) {
       const float v = dot_f32_scalar(w + r * w_stride, x + t * x_stride, k);
@@ -190,7 +191,8 @@ Codes256 codes(const BlockQ5_K& b) {
   for (int ch = 0; ch < 4; ++ch)
     for (int l = 0; l < 32; ++l) {
       c.q[64 * ch + l] = int8_t((b.qs[32 * ch + l] & 0xF) | ((b.qh[l] >> (2 * ch)) & 1) << 4);
-      c.q[64 * ch + 32 + l] = int8_t((b.qs[32 * ch + l] >> 4) | ((b.qh[l] >> (2 * ch + 1)) & 1) << 4);
+      c.q[64 * ch + 32 + l] =
+          int8_t((b.qs[32 * ch + l] >> 4) | ((b.qh[l] >> (2 * ch + 1)) & 1) << 4);
     }
   return c;
 }
@@ -238,13 +240,15 @@ float block_dot(const Codes256& w, const ActView& act, int64_t t, int64_t b) {
 }
 
 template <class Block>
-void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act, int64_t n_tokens,
-                       int64_t n_blocks, float* y, int64_t y_stride, bool accumulate) {
+void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act,
+                       int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
+                       bool accumulate) {
   std::vector<float> acc(size_t(kTileRows * n_tokens), 0.0f);  // [r][t]
   for (int r = 0; r < n_rows; ++r)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const auto unpacked = codes(load_block<Block>(w + r * w_row_bytes, b));
-      for (int64_t t = 0; t < n_tokens; ++t) acc[size_t(r * n_tokens + t)] += block_dot(unpacked, act, t, b);
+      for (int64_t t = 0; t < n_tokens; ++t)
+        acc[size_t(r * n_tokens + t)] += block_dot(unpacked, act, t, b);
     }
   for (int64_t t = 0; t < n_tokens; ++t)
     for (int r = 0; r < n_rows; ++r) {

@@ -40,8 +40,8 @@ void check_matmul(const WeightMatrix& w) {
     fail("matmul: weight ", w.name, " has type ", ggml_type_name(w.type), ", which has no kernels");
   const int64_t block = ggml_type_info(w.type).block_size;
   if (w.cols % block != 0)
-    fail("matmul: weight ", w.name, " has rows of ", w.cols, " values, not whole ", ggml_type_name(w.type),
-         " blocks of ", block);
+    fail("matmul: weight ", w.name, " has rows of ", w.cols, " values, not whole ",
+         ggml_type_name(w.type), " blocks of ", block);
 }
 
 // Calls fn(row0, n_rows) for each tile of kTileRows rows in tiles [tile_begin, tile_end).
@@ -70,19 +70,21 @@ void for_tile_chunks(ThreadPool& pool, int64_t n_tiles, Fn&& fn) {
 }
 
 // Precise path (and F32/F16/BF16 weights in every mode): rows decoded to float, float tiles.
-void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, int64_t x_stride, int64_t T,
-                  float* y, int64_t y_stride, ThreadPool& pool) {
+void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, int64_t x_stride,
+                  int64_t T, float* y, int64_t y_stride, ThreadPool& pool) {
   const int64_t cols = w.cols;
   const int64_t panel = panel_columns(cols, T, sizeof(float));
   const int64_t n_panels = (cols + panel - 1) / panel;
   const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
   const DequantizeFn decode = w.type == GgmlType::F32 ? nullptr : k.dequantizer(w.type);
   if (w.type != GgmlType::F32 && !decode) fail("matmul: no decoder for ", ggml_type_name(w.type));
-  const int64_t block = ggml_type_info(w.type).block_size, block_bytes = ggml_type_info(w.type).block_bytes;
+  const int64_t block = ggml_type_info(w.type).block_size,
+                block_bytes = ggml_type_info(w.type).block_bytes;
 
   std::vector<std::unique_ptr<float[]>> decoded(size_t(pool.size()));  // per thread
   for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int thread) {
-    if (decode && !decoded[size_t(thread)]) decoded[size_t(thread)] = uninitialized<float>(kTileRows * panel);
+    if (decode && !decoded[size_t(thread)])
+      decoded[size_t(thread)] = uninitialized<float>(kTileRows * panel);
     float* buffer = decoded[size_t(thread)].get();
     // One row tile against every token, for columns [c0, c0 + width).
     auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
@@ -129,7 +131,8 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
   auto bsum = uninitialized<int16_t>(ab == 256 ? T * (cols / 16) : 0);
   auto quantize_token = [&](int64_t t) {
     if (ab == 32)
-      k.quantize_act32(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab, dsum.get() + t * n_ab);
+      k.quantize_act32(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab,
+                       dsum.get() + t * n_ab);
     else
       k.quantize_act256(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab,
                         bsum.get() + t * (cols / 16));
@@ -162,7 +165,8 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
         act.bsum = bsum.get() + c0 / 16;
         act.bsum_stride = cols / 16;
       }
-      tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, width / wb, y + r0, y_stride, accumulate);
+      tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, width / wb, y + r0,
+           y_stride, accumulate);
     };
     for (int64_t p = 0; p < n_panels; ++p)
       for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {

@@ -7,11 +7,17 @@
 
 namespace g4 {
 
-float dot_f32(const float* a, const float* b, int64_t n) { return active_kernels().dot_f32(a, b, n); }
+float dot_f32(const float* a, const float* b, int64_t n) {
+  return active_kernels().dot_f32(a, b, n);
+}
 
-void axpy_f32(float a, const float* x, float* y, int64_t n) { active_kernels().axpy_f32(a, x, y, n); }
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  active_kernels().axpy_f32(a, x, y, n);
+}
 
-void scale_f32(float s, float* y, int64_t n) { active_kernels().scale_f32(s, y, n); }
+void scale_f32(float s, float* y, int64_t n) {
+  active_kernels().scale_f32(s, y, n);
+}
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double sum_sq = 0.0;
@@ -29,9 +35,13 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
-void geglu_inplace(float* gate, const float* up, int64_t n) { active_kernels().geglu_f32(gate, up, n); }
+void geglu_inplace(float* gate, const float* up, int64_t n) {
+  active_kernels().geglu_f32(gate, up, n);
+}
 
-void softcap_inplace(float* x, int64_t n, float cap) { active_kernels().softcap_f32(x, n, cap); }
+void softcap_inplace(float* x, int64_t n, float cap) {
+  active_kernels().softcap_f32(x, n, cap);
+}
 
 void rope_angles(int64_t pos, int n_rot, float base, const float* factors, float* cos_sin) {
   const int half = n_rot / 2;

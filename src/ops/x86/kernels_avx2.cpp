@@ -20,7 +20,9 @@
 namespace g4 {
 namespace {
 
-int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+int64_t min_i64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -43,7 +45,9 @@ float hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-float half_to_float(uint16_t h) { return _cvtsh_ss(h); }  // exact (F16C)
+float half_to_float(uint16_t h) {
+  return _cvtsh_ss(h);
+}  // exact (F16C)
 
 uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
@@ -75,7 +79,8 @@ float dot_f32_avx2(const float* a, const float* b, int64_t n) {
     acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
     acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
   }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  for (; i + 8 <= n; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
   if (i < n) {
     const __m256i m = tail_mask(n - i);
     acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), acc1);
@@ -90,7 +95,8 @@ void axpy_f32_avx2(float a, const float* x, float* y, int64_t n) {
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
   if (i < n) {
     const __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(y + i, m, _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)));
+    _mm256_maskstore_ps(
+        y + i, m, _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)));
   }
 }
 
@@ -108,7 +114,8 @@ void scale_f32_avx2(float s, float* y, int64_t n) {
 // the absolute error stays near float rounding (~1e-7) everywhere, small |x| included. exp by
 // Cody-Waite range reduction (n ln2 in two parts) and a degree-5 polynomial on |r| <= ln2/2.
 __m256 tanh_avx2(__m256 x) {
-  const __m256 sign = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u))));
+  const __m256 sign =
+      _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u))));
   const __m256 ax = _mm256_andnot_ps(sign, x);
   const __m256 y = _mm256_max_ps(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)), _mm256_set1_ps(-87.0f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)),
@@ -122,7 +129,8 @@ __m256 tanh_avx2(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i pow2n =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
   const __m256 one = _mm256_set1_ps(1.0f);
   return _mm256_or_ps(sign, _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e)));
@@ -133,8 +141,9 @@ void geglu_f32_avx2(float* gate, const float* up, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 g = _mm256_loadu_ps(gate + i);
-    const __m256 inner = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
-                                       _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), g), _mm256_mul_ps(g, g), g));
+    const __m256 inner = _mm256_mul_ps(
+        _mm256_set1_ps(0.7978845608028654f),
+        _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), g), _mm256_mul_ps(g, g), g));
     const __m256 gelu = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), g),
                                       _mm256_add_ps(_mm256_set1_ps(1.0f), tanh_avx2(inner)));
     _mm256_storeu_ps(gate + i, _mm256_mul_ps(gelu, _mm256_loadu_ps(up + i)));
@@ -149,15 +158,16 @@ void softcap_f32_avx2(float* x, int64_t n, float cap) {
   const __m256 capv = _mm256_set1_ps(cap);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(x + i, _mm256_mul_ps(capv, tanh_avx2(_mm256_div_ps(_mm256_loadu_ps(x + i), capv))));
+    _mm256_storeu_ps(x + i,
+                     _mm256_mul_ps(capv, tanh_avx2(_mm256_div_ps(_mm256_loadu_ps(x + i), capv))));
   for (; i < n; ++i) x[i] = cap * tanhf(x[i] / cap);  // not std::tanh: an inline wrapper (see top)
 }
 
 // ---- float tiles: R rows x C tokens of 8-wide FMAs ----
 
 template <int R, int C>
-void float_micro(const float* w, int64_t ws, const float* x, int64_t xs, int64_t k, float* y, int64_t ys,
-                 bool accumulate) {
+void float_micro(const float* w, int64_t ws, const float* x, int64_t xs, int64_t k, float* y,
+                 int64_t ys, bool accumulate) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -187,22 +197,27 @@ void float_micro(const float* w, int64_t ws, const float* x, int64_t xs, int64_t
 }
 
 template <int C>
-void float_rows(const float* w, int64_t ws, int n_rows, const float* x, int64_t xs, int64_t k, float* y,
-                int64_t ys, bool accumulate) {
+void float_rows(const float* w, int64_t ws, int n_rows, const float* x, int64_t xs, int64_t k,
+                float* y, int64_t ys, bool accumulate) {
   // At most 8 accumulators: 4 rows for one or two tokens, else 2 rows.
   constexpr int kRows = C <= 2 ? 4 : 2;
   int r = 0;
-  for (; r + kRows <= n_rows; r += kRows) float_micro<kRows, C>(w + r * ws, ws, x, xs, k, y + r, ys, accumulate);
+  for (; r + kRows <= n_rows; r += kRows)
+    float_micro<kRows, C>(w + r * ws, ws, x, xs, k, y + r, ys, accumulate);
   for (; r < n_rows; ++r) float_micro<1, C>(w + r * ws, ws, x, xs, k, y + r, ys, accumulate);
 }
 
-void float_tile_avx2(const float* w, int64_t ws, int n_rows, const float* x, int64_t xs, int n_tokens,
-                     int64_t k, float* y, int64_t ys, bool accumulate) {
+void float_tile_avx2(const float* w, int64_t ws, int n_rows, const float* x, int64_t xs,
+                     int n_tokens, int64_t k, float* y, int64_t ys, bool accumulate) {
   switch (n_tokens) {
-    case 1: return float_rows<1>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
-    case 2: return float_rows<2>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
-    case 3: return float_rows<3>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
-    default: return float_rows<4>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
+    case 1:
+      return float_rows<1>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
+    case 2:
+      return float_rows<2>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
+    case 3:
+      return float_rows<3>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
+    default:
+      return float_rows<4>(w, ws, n_rows, x, xs, k, y, ys, accumulate);
   }
 }
 
@@ -212,7 +227,8 @@ void dequantize_f16_avx2(const void* src, float* dst, int64_t n) {
   const auto* h = static_cast<const uint8_t*>(src);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 2 * i))));
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 2 * i))));
   for (; i < n; ++i) dst[i] = half_to_float(load_u16(h + 2 * i));
 }
 
@@ -220,7 +236,8 @@ void dequantize_bf16_avx2(const void* src, float* dst, int64_t n) {
   const auto* h = static_cast<const uint8_t*>(src);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 2 * i)));
+    const __m256i v =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 2 * i)));
     _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
   }
   for (; i < n; ++i) {
@@ -250,38 +267,42 @@ __m256i nibbles32(const uint8_t* qs) {
 
 // 0x10 in byte j where bit j of the little-endian qh is set (Q5_0/Q5_1 fifth bits).
 __m256i fifth_bits32(const uint8_t* qh) {
-  const __m256i bytes = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(int32_t(load_u32(qh))),
-      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bytes =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(load_u32(qh))),
+                          _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                           2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
   const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
-  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(0x10));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit),
+                          _mm256_set1_epi8(0x10));
 }
 
 void dequantize_q8_0_avx2(const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   for (int64_t b = 0; b < n / QK; ++b, p += sizeof(BlockQ8_0))
-    store_scaled<false>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)), half_to_float(load_u16(p)),
-                        0.0f, dst + b * QK);
+    store_scaled<false>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)),
+                        half_to_float(load_u16(p)), 0.0f, dst + b * QK);
 }
 
 void dequantize_q4_0_avx2(const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   for (int64_t b = 0; b < n / QK; ++b, p += sizeof(BlockQ4_0))
-    store_scaled<false>(_mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)), half_to_float(load_u16(p)), 0.0f,
-                        dst + b * QK);
+    store_scaled<false>(_mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)),
+                        half_to_float(load_u16(p)), 0.0f, dst + b * QK);
 }
 
 void dequantize_q4_1_avx2(const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   for (int64_t b = 0; b < n / QK; ++b, p += sizeof(BlockQ4_1))
-    store_scaled<true>(nibbles32(p + 4), half_to_float(load_u16(p)), half_to_float(load_u16(p + 2)), dst + b * QK);
+    store_scaled<true>(nibbles32(p + 4), half_to_float(load_u16(p)), half_to_float(load_u16(p + 2)),
+                       dst + b * QK);
 }
 
 void dequantize_q5_0_avx2(const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   for (int64_t b = 0; b < n / QK; ++b, p += sizeof(BlockQ5_0)) {
     const __m256i q = _mm256_or_si256(nibbles32(p + 6), fifth_bits32(p + 2));
-    store_scaled<false>(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), half_to_float(load_u16(p)), 0.0f, dst + b * QK);
+    store_scaled<false>(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), half_to_float(load_u16(p)), 0.0f,
+                        dst + b * QK);
   }
 }
 
@@ -311,8 +332,9 @@ void store_affine(__m256i q, float d_sc, float m, float* y) {
   const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
   const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
   for (int p = 0; p < 4; ++p)
-    _mm256_storeu_ps(y + 8 * p,
-                     _mm256_sub_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p]))), mv));
+    _mm256_storeu_ps(
+        y + 8 * p,
+        _mm256_sub_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p]))), mv));
 }
 
 // Q4_K / Q5_K: chunk c of 64 weights is sub-block 2c (low nibbles of qs[32c..]) then 2c+1 (high).
@@ -324,17 +346,21 @@ void dequantize_k4_avx2(const void* src, float* dst, int64_t n) {
   for (int64_t b = 0; b < n / QK_K; ++b, p += kBytes) {
     const float d = half_to_float(load_u16(p)), dmin = half_to_float(load_u16(p + 2));
     const uint8_t* scales = p + 4;
-    const __m256i qh = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)) : _mm256_setzero_si256();
+    const __m256i qh = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16))
+                                 : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQs + 32 * c));
       __m256i lo = _mm256_and_si256(raw, _mm256_set1_epi8(0x0F));
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0F));
       if (kFifthBit) {
-        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * c))), bit_hi = _mm256_set1_epi8(char(2 << (2 * c)));
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo),
-                                                  _mm256_set1_epi8(0x10)));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi),
-                                                  _mm256_set1_epi8(0x10)));
+        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * c))),
+                      bit_hi = _mm256_set1_epi8(char(2 << (2 * c)));
+        lo = _mm256_or_si256(
+            lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo),
+                                 _mm256_set1_epi8(0x10)));
+        hi = _mm256_or_si256(
+            hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi),
+                                 _mm256_set1_epi8(0x10)));
       }
       int sc, m;
       scale_min_k4(2 * c, scales, sc, m);
@@ -346,7 +372,8 @@ void dequantize_k4_avx2(const void* src, float* dst, int64_t n) {
 }
 
 // Q6_K half h (128 weights): ql0 = ql[64h..+31], ql1 = ql[64h+32..+31], qh = qh[32h..+31] give the
-// four runs of 32: (ql0 low, qh bits 0-1), (ql1 low, bits 2-3), (ql0 high, bits 4-5), (ql1 high, 6-7).
+// four runs of 32: (ql0 low, qh bits 0-1), (ql1 low, bits 2-3), (ql0 high, bits 4-5), (ql1 high,
+// 6-7).
 void q6k_codes(const uint8_t* ql, const uint8_t* qh_bytes, __m256i q[4]) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
   const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
@@ -372,10 +399,12 @@ void dequantize_q6_k_avx2(const void* src, float* dst, int64_t n) {
         const __m128i lo = _mm256_castsi256_si128(s), hi = _mm256_extracti128_si256(s, 1);
         const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
         for (int part = 0; part < 4; ++part) {
-          // elements l = 8 part .. 8 part + 7 of run g: scale index l / 16 + 2 g (decoder: d * sc * q)
+          // elements l = 8 part .. 8 part + 7 of run g: scale index l / 16 + 2 g (decoder: d * sc *
+          // q)
           const __m256 ds = _mm256_set1_ps(d * float(scales[8 * h + part / 2 + 2 * g]));
-          _mm256_storeu_ps(dst + b * QK_K + 128 * h + 32 * g + 8 * part,
-                           _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[part]))));
+          _mm256_storeu_ps(
+              dst + b * QK_K + 128 * h + 32 * g + 8 * part,
+              _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[part]))));
         }
       }
     }
@@ -397,13 +426,15 @@ __m256i quantize32(const float* x, __m256 id, int& sum_lo, int& sum_hi) {
   sum_hi = hsum_i32(_mm256_add_epi32(i32[2], i32[3]));
   // packs interleave the 128-bit lanes; the permutation puts the 8 groups of 4 back in order.
   const __m256i w01 = _mm256_packs_epi32(i32[0], i32[1]), w23 = _mm256_packs_epi32(i32[2], i32[3]);
-  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
+                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 float block_absmax(const float* x, int count) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   __m256 m = _mm256_setzero_ps();
-  for (int i = 0; i < count; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  for (int i = 0; i < count; i += 8)
+    m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
   return hmax(m);
 }
 
@@ -412,7 +443,8 @@ void quantize_act32_avx2(const float* x, int64_t n, int8_t* q, float* d, float* 
     const float scale = block_absmax(x + b * QK, QK) / 127.0f;
     const __m256 id = _mm256_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
     int sum_lo, sum_hi;
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * QK), quantize32(x + b * QK, id, sum_lo, sum_hi));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * QK),
+                        quantize32(x + b * QK, id, sum_lo, sum_hi));
     d[b] = scale;
     dsum[b] = scale * float(sum_lo + sum_hi);
   }
@@ -443,7 +475,9 @@ struct Q8_0Traits {
   static constexpr bool kSigned = true;  // sign trick, no dsum term
   static constexpr bool kMin = false;
   static constexpr float kOffset = 0.0f;
-  static __m256i codes(const uint8_t* b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)); }
+  static __m256i codes(const uint8_t* b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+  }
 };
 struct Q4_0Traits {
   static constexpr int64_t kBytes = sizeof(BlockQ4_0);
@@ -464,21 +498,26 @@ struct Q5_0Traits {
   static constexpr bool kSigned = false;
   static constexpr bool kMin = false;
   static constexpr float kOffset = 16.0f;
-  static __m256i codes(const uint8_t* b) { return _mm256_or_si256(nibbles32(b + 6), fifth_bits32(b + 2)); }
+  static __m256i codes(const uint8_t* b) {
+    return _mm256_or_si256(nibbles32(b + 6), fifth_bits32(b + 2));
+  }
 };
 struct Q5_1Traits {
   static constexpr int64_t kBytes = sizeof(BlockQ5_1);
   static constexpr bool kSigned = false;
   static constexpr bool kMin = true;
   static constexpr float kOffset = 0.0f;
-  static __m256i codes(const uint8_t* b) { return _mm256_or_si256(nibbles32(b + 8), fifth_bits32(b + 4)); }
+  static __m256i codes(const uint8_t* b) {
+    return _mm256_or_si256(nibbles32(b + 8), fifth_bits32(b + 4));
+  }
 };
 
 template <class W>
 __m256i int_dot32(__m256i w, __m256i x) {
   const __m256i ones = _mm256_set1_epi16(1);
   if constexpr (W::kSigned)
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+                             ones);
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
 }
 
@@ -526,8 +565,9 @@ ActView offset_view(const ActView& a, int64_t tokens, int64_t blocks, int block)
 //     block), and the dsum terms coef * d_x * sum(q_x);
 //  2. the integer dots, each converted once and accumulated with one FMA of its combined scale.
 template <class W, int R, int C>
-void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks], const float (*coef)[kMaxBlocks],
-                   const ActView& a, int64_t nb, bool prefetch, float* y, int64_t ys, bool accumulate) {
+void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks],
+                   const float (*coef)[kMaxBlocks], const ActView& a, int64_t nb, bool prefetch,
+                   float* y, int64_t ys, bool accumulate) {
   constexpr bool kDsumTerm = W::kMin || W::kOffset != 0.0f;
   // 8 partial sums per (row, token), the dsum terms included: all summed at the end. Kept in
   // memory across chunks; each chunk's integer pass has its own register accumulators (an array
@@ -543,10 +583,12 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks],
       for (int r = 0; r < R; ++r) {
         const __m256 dwv = _mm256_load_ps(&dw[r][b0 + j]);
         for (int c = 0; c < C; ++c) {
-          _mm256_store_ps(&s[r][c][j], _mm256_mul_ps(dwv, _mm256_maskload_ps(a.d + c * a.d_stride + b0 + j, m)));
+          _mm256_store_ps(&s[r][c][j],
+                          _mm256_mul_ps(dwv, _mm256_maskload_ps(a.d + c * a.d_stride + b0 + j, m)));
           if constexpr (kDsumTerm)
             total[r][c] = _mm256_fmadd_ps(_mm256_load_ps(&coef[r][b0 + j]),
-                                          _mm256_maskload_ps(a.dsum + c * a.d_stride + b0 + j, m), total[r][c]);
+                                          _mm256_maskload_ps(a.dsum + c * a.d_stride + b0 + j, m),
+                                          total[r][c]);
         }
       }
     }
@@ -563,10 +605,11 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks],
         wq[r] = W::codes(blk);
       }
       for (int c = 0; c < C; ++c) {
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + c * a.q_stride + (b0 + j) * QK));
+        const __m256i xq = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(a.q + c * a.q_stride + (b0 + j) * QK));
         for (int r = 0; r < R; ++r)
-          acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_dot32<W>(wq[r], xq)), _mm256_broadcast_ss(&s[r][c][j]),
-                                      acc[r][c]);
+          acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_dot32<W>(wq[r], xq)),
+                                      _mm256_broadcast_ss(&s[r][c][j]), acc[r][c]);
       }
     }
     for (int r = 0; r < R; ++r)
@@ -583,8 +626,8 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks],
 // R rows against every token, nb <= kMaxBlocks: the rows' scales decoded once, then the tokens
 // in groups of up to 4 (the codes are unpacked once per group).
 template <class W, int R>
-void quant32_rows(const uint8_t* w, int64_t wrb, const ActView& a, int64_t n_tokens, int64_t nb, float* y,
-                  int64_t ys, bool accumulate) {
+void quant32_rows(const uint8_t* w, int64_t wrb, const ActView& a, int64_t n_tokens, int64_t nb,
+                  float* y, int64_t ys, bool accumulate) {
   constexpr bool kDsumTerm = W::kMin || W::kOffset != 0.0f;
   alignas(32) float dw[R][kMaxBlocks];
   alignas(32) float coef[kDsumTerm ? R : 1][kMaxBlocks];
@@ -595,17 +638,26 @@ void quant32_rows(const uint8_t* w, int64_t wrb, const ActView& a, int64_t n_tok
       const __m256 d = halves8(first, W::kBytes, count);
       _mm256_store_ps(&dw[r][j], d);
       if constexpr (W::kMin) _mm256_store_ps(&coef[r][j], halves8(first + 2, W::kBytes, count));
-      if constexpr (W::kOffset != 0.0f) _mm256_store_ps(&coef[r][j], _mm256_mul_ps(d, _mm256_set1_ps(-W::kOffset)));
+      if constexpr (W::kOffset != 0.0f)
+        _mm256_store_ps(&coef[r][j], _mm256_mul_ps(d, _mm256_set1_ps(-W::kOffset)));
     }
   for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
     const ActView at = offset_view(a, t0, 0, QK);
     const bool prefetch = t0 == 0;
     float* yt = y + t0 * ys;
     switch (min_i64(4, n_tokens - t0)) {
-      case 1: quant32_micro<W, R, 1>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
-      case 2: quant32_micro<W, R, 2>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
-      case 3: quant32_micro<W, R, 3>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
-      default: quant32_micro<W, R, 4>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate); break;
+      case 1:
+        quant32_micro<W, R, 1>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate);
+        break;
+      case 2:
+        quant32_micro<W, R, 2>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate);
+        break;
+      case 3:
+        quant32_micro<W, R, 3>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate);
+        break;
+      default:
+        quant32_micro<W, R, 4>(w, wrb, dw, coef, at, nb, prefetch, yt, ys, accumulate);
+        break;
     }
   }
 }
@@ -613,8 +665,8 @@ void quant32_rows(const uint8_t* w, int64_t wrb, const ActView& a, int64_t n_tok
 // One token: rows 4 at a time (4 independent chains, 4 weight streams); more: 2 rows x 4 tokens
 // (8 accumulators, the 16 ymm registers' limit).
 template <class W>
-void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
-                   float* y, int64_t ys, bool accumulate) {
+void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens,
+                   int64_t nb, float* y, int64_t ys, bool accumulate) {
   for (int64_t b0 = 0; b0 < nb; b0 += kMaxBlocks) {
     const int64_t n = min_i64(kMaxBlocks, nb - b0);
     const uint8_t* wb = w + b0 * W::kBytes;
@@ -622,8 +674,10 @@ void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, 
     const bool acc = accumulate || b0 > 0;
     int r = 0;
     if (n_tokens == 1)
-      for (; r + 4 <= n_rows; r += 4) quant32_rows<W, 4>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
-    for (; r + 2 <= n_rows; r += 2) quant32_rows<W, 2>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
+      for (; r + 4 <= n_rows; r += 4)
+        quant32_rows<W, 4>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
+    for (; r + 2 <= n_rows; r += 2)
+      quant32_rows<W, 2>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
     for (; r < n_rows; ++r) quant32_rows<W, 1>(wb + r * wrb, wrb, ab, n_tokens, n, y + r, ys, acc);
   }
 }
@@ -632,7 +686,8 @@ void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, 
 
 // Sum over the 16 runs of 16 of coef[s] * bsum[s] (both int16), as an int.
 int dot_runs(__m256i coef, const int16_t* bsum) {
-  return hsum_i32(_mm256_madd_epi16(coef, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsum))));
+  return hsum_i32(
+      _mm256_madd_epi16(coef, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsum))));
 }
 
 // Fetches the super-block two scale passes ahead (its 144-210 bytes): the scale pass of a chunk
@@ -645,8 +700,10 @@ void prefetch_super(const uint8_t* p, int64_t block_bytes) {
 // A row's super-block scales, decoded once for all its tokens.
 struct KScales {
   float d[kMaxSuper], dmin[kMaxSuper];
-  alignas(32) int16_t sc[kMaxSuper][16];  // Q4_K/Q5_K: scale of sub-block j at [j]; Q6_K: the 16 scales
-  alignas(32) int16_t mn[kMaxSuper][16];  // Q4_K/Q5_K: min of each run of 16 (sub-block j at 2j, 2j+1)
+  alignas(
+      32) int16_t sc[kMaxSuper][16];  // Q4_K/Q5_K: scale of sub-block j at [j]; Q6_K: the 16 scales
+  alignas(
+      32) int16_t mn[kMaxSuper][16];  // Q4_K/Q5_K: min of each run of 16 (sub-block j at 2j, 2j+1)
 };
 
 template <bool kFifthBit>
@@ -666,7 +723,8 @@ void k4_scales(const uint8_t* row, int64_t nb, KScales& ks) {
 }
 
 template <bool kFifthBit, int C>
-void k4_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t nb, bool prefetch, float* out) {
+void k4_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t nb, bool prefetch,
+               float* out) {
   constexpr int64_t kBytes = kFifthBit ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
   constexpr int kQs = kFifthBit ? 48 : 16;
   __m256 acc[C];
@@ -679,7 +737,8 @@ void k4_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t 
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = row + b * kBytes;
     if (prefetch) prefetch_super(p, kBytes);
-    const __m256i qh = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)) : _mm256_setzero_si256();
+    const __m256i qh = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16))
+                                 : _mm256_setzero_si256();
     __m256i isum[C];
     for (int c = 0; c < C; ++c) isum[c] = _mm256_setzero_si256();
     for (int ch = 0; ch < 4; ++ch) {
@@ -687,13 +746,17 @@ void k4_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t 
       __m256i lo = _mm256_and_si256(raw, m4);
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
       if (kFifthBit) {
-        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * ch))), bit_hi = _mm256_set1_epi8(char(2 << (2 * ch)));
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo),
-                                                  _mm256_set1_epi8(0x10)));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi),
-                                                  _mm256_set1_epi8(0x10)));
+        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * ch))),
+                      bit_hi = _mm256_set1_epi8(char(2 << (2 * ch)));
+        lo = _mm256_or_si256(
+            lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo),
+                                 _mm256_set1_epi8(0x10)));
+        hi = _mm256_or_si256(
+            hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi),
+                                 _mm256_set1_epi8(0x10)));
       }
-      const __m256i sc_lo = _mm256_set1_epi16(ks.sc[b][2 * ch]), sc_hi = _mm256_set1_epi16(ks.sc[b][2 * ch + 1]);
+      const __m256i sc_lo = _mm256_set1_epi16(ks.sc[b][2 * ch]),
+                    sc_hi = _mm256_set1_epi16(ks.sc[b][2 * ch + 1]);
       for (int c = 0; c < C; ++c) {
         const int8_t* xq = a.q + c * a.q_stride + b * QK_K + 64 * ch;
         const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
@@ -706,7 +769,8 @@ void k4_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t 
     for (int c = 0; c < C; ++c) {
       const float dx = a.d[c * a.d_stride + b];
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(ks.d[b] * dx), acc[c]);
-      mins[c] += (ks.dmin[b] * dx) * float(dot_runs(mn, a.bsum + c * a.bsum_stride + b * (QK_K / 16)));
+      mins[c] +=
+          (ks.dmin[b] * dx) * float(dot_runs(mn, a.bsum + c * a.bsum_stride + b * (QK_K / 16)));
     }
   }
   for (int c = 0; c < C; ++c) out[c] = hsum(acc[c]) - mins[c];
@@ -721,7 +785,8 @@ void q6k_scales(const uint8_t* row, int64_t nb, KScales& ks) {
 }
 
 template <int C>
-void q6k_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t nb, bool prefetch, float* out) {
+void q6k_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t nb, bool prefetch,
+                float* out) {
   __m256 acc[C];
   float offs[C];
   for (int c = 0; c < C; ++c) {
@@ -739,11 +804,13 @@ void q6k_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t
       for (int g = 0; g < 4; ++g) {
         // bytes 0-15 of run g use scale 8h + 2g, bytes 16-31 scale 8h + 2g + 1
         const int s = 8 * h + 2 * g;
-        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(ks.sc[b][s + 1]), _mm_set1_epi16(ks.sc[b][s]));
+        const __m256i scv =
+            _mm256_set_m128i(_mm_set1_epi16(ks.sc[b][s + 1]), _mm_set1_epi16(ks.sc[b][s]));
         for (int c = 0; c < C; ++c) {
           const __m256i xq = _mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(a.q + c * a.q_stride + b * QK_K + 128 * h + 32 * g));
-          isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], xq), scv));
+          isum[c] =
+              _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], xq), scv));
         }
       }
     }
@@ -761,8 +828,9 @@ void q6k_tokens(const uint8_t* row, const KScales& ks, const ActView& a, int64_t
 // One row at a time, in chunks of kMaxSuper super-blocks: the chunk's scales decoded once, then
 // its tokens in groups of up to 4 (partial sums added into y).
 template <class ScalesFn, class TokensFn>
-void quant256_tile(ScalesFn scales_fn, TokensFn tokens_fn, int64_t block_bytes, const uint8_t* w, int64_t wrb,
-                   int n_rows, const ActView& a, int64_t n_tokens, int64_t nb, float* y, int64_t ys, bool accumulate) {
+void quant256_tile(ScalesFn scales_fn, TokensFn tokens_fn, int64_t block_bytes, const uint8_t* w,
+                   int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
+                   float* y, int64_t ys, bool accumulate) {
   KScales ks;
   for (int r = 0; r < n_rows; ++r)
     for (int64_t b0 = 0; b0 < nb; b0 += kMaxSuper) {  // along the row: prefetching runs ahead in it
@@ -783,33 +851,42 @@ void quant256_tile(ScalesFn scales_fn, TokensFn tokens_fn, int64_t block_bytes, 
 }
 
 template <bool kFifthBit>
-void quant_tile_k4(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
-                   float* y, int64_t ys, bool accumulate) {
-  auto tokens = [](const uint8_t* row, const KScales& ks, const ActView& at, int64_t n, int c, bool prefetch,
-                   float* v) {
+void quant_tile_k4(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens,
+                   int64_t nb, float* y, int64_t ys, bool accumulate) {
+  auto tokens = [](const uint8_t* row, const KScales& ks, const ActView& at, int64_t n, int c,
+                   bool prefetch, float* v) {
     switch (c) {
-      case 1: return k4_tokens<kFifthBit, 1>(row, ks, at, n, prefetch, v);
-      case 2: return k4_tokens<kFifthBit, 2>(row, ks, at, n, prefetch, v);
-      case 3: return k4_tokens<kFifthBit, 3>(row, ks, at, n, prefetch, v);
-      default: return k4_tokens<kFifthBit, 4>(row, ks, at, n, prefetch, v);
+      case 1:
+        return k4_tokens<kFifthBit, 1>(row, ks, at, n, prefetch, v);
+      case 2:
+        return k4_tokens<kFifthBit, 2>(row, ks, at, n, prefetch, v);
+      case 3:
+        return k4_tokens<kFifthBit, 3>(row, ks, at, n, prefetch, v);
+      default:
+        return k4_tokens<kFifthBit, 4>(row, ks, at, n, prefetch, v);
     }
   };
-  quant256_tile(k4_scales<kFifthBit>, tokens, kFifthBit ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K), w, wrb, n_rows, a,
-                n_tokens, nb, y, ys, accumulate);
+  quant256_tile(k4_scales<kFifthBit>, tokens, kFifthBit ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K), w,
+                wrb, n_rows, a, n_tokens, nb, y, ys, accumulate);
 }
 
-void quant_tile_q6_k(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens, int64_t nb,
-                     float* y, int64_t ys, bool accumulate) {
-  auto tokens = [](const uint8_t* row, const KScales& ks, const ActView& at, int64_t n, int c, bool prefetch,
-                   float* v) {
+void quant_tile_q6_k(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, int64_t n_tokens,
+                     int64_t nb, float* y, int64_t ys, bool accumulate) {
+  auto tokens = [](const uint8_t* row, const KScales& ks, const ActView& at, int64_t n, int c,
+                   bool prefetch, float* v) {
     switch (c) {
-      case 1: return q6k_tokens<1>(row, ks, at, n, prefetch, v);
-      case 2: return q6k_tokens<2>(row, ks, at, n, prefetch, v);
-      case 3: return q6k_tokens<3>(row, ks, at, n, prefetch, v);
-      default: return q6k_tokens<4>(row, ks, at, n, prefetch, v);
+      case 1:
+        return q6k_tokens<1>(row, ks, at, n, prefetch, v);
+      case 2:
+        return q6k_tokens<2>(row, ks, at, n, prefetch, v);
+      case 3:
+        return q6k_tokens<3>(row, ks, at, n, prefetch, v);
+      default:
+        return q6k_tokens<4>(row, ks, at, n, prefetch, v);
     }
   };
-  quant256_tile(q6k_scales, tokens, sizeof(BlockQ6_K), w, wrb, n_rows, a, n_tokens, nb, y, ys, accumulate);
+  quant256_tile(q6k_scales, tokens, sizeof(BlockQ6_K), w, wrb, n_rows, a, n_tokens, nb, y, ys,
+                accumulate);
 }
 
 }  // namespace
