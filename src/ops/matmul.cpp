@@ -1,3 +1,14 @@
+// matmul's loops around the kernels of ops/kernels.h.
+//
+// Work unit: a row tile (kTileRows weight rows). Threads take chunks of consecutive row tiles from
+// a shared counter, so each streams its weights in order.
+// Decode (few tokens): every weight byte is read once per matmul, by one thread; the kernels
+// prefetch the next rows while working on the current ones, so the two cores together keep the
+// memory bus busy (the speed limit: bytes of weights / bandwidth).
+// Prefill (many tokens): the columns are cut into panels whose activations (int8 in fast mode,
+// float in precise mode) fit in L2; for each panel every row tile of the chunk meets every token,
+// the weight block's scales decoded once per row tile and its codes unpacked once per group of 4
+// tokens (fast mode), or its values decoded to float once per row tile (precise mode).
 #include "ops/matmul.h"
 
 #include <algorithm>
