@@ -77,8 +77,9 @@ const bool kRegistered = [] {
   struct Shape {
     int64_t rows, cols;
   };
-  // ffn_up/gate and ffn_down of the 12B, and its tied output (262144 x 3840: decode only)
-  const Shape shapes[] = {{15360, 3840}, {3840, 15360}, {262144, 3840}};
+  // ffn_up/gate and ffn_down of the 12B, its tied output (262144 x 3840: decode only), and a
+  // matrix that stays in cache (1024 x 3840: the kernel's own speed, without the memory's limit)
+  const Shape shapes[] = {{15360, 3840}, {3840, 15360}, {262144, 3840}, {1024, 3840}};
   for (g4::CpuLevel level : g4::supported_cpu_levels())
     for (g4::GgmlType type : types)
       for (g4::MatmulMode mode : {g4::MatmulMode::kFast, g4::MatmulMode::kPrecise})
