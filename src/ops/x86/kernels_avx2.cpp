@@ -259,10 +259,11 @@ void store_scaled(__m256i q, float d, float m, float* y) {
   }
 }
 
-// The 32 codes of a 4-bit block, in element order: low nibbles then high nibbles.
+// The 32 codes of a 4-bit block, in element order: low nibbles then high nibbles. The 16 bytes
+// are loaded into both halves (a load, no shuffle) and only the upper half shifted.
 __m256i nibbles32(const uint8_t* qs) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
 // 0x10 in byte j where bit j of the little-endian qh is set (Q5_0/Q5_1 fifth bits).
@@ -601,7 +602,8 @@ void quant32_micro(const uint8_t* w, int64_t wrb, const float (*dw)[kMaxBlocks],
         const uint8_t* blk = w + r * wrb + (b0 + j) * W::kBytes;
         // The next row group's scale decoding would otherwise wait on memory: fetch the same
         // block of the row R rows down (matmul walks rows in order; past the end it is harmless).
-        if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(blk + R * wrb), _MM_HINT_T0);
+        // Every other block is enough: two blocks span less than a cache line.
+        if (prefetch && (j & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + R * wrb), _MM_HINT_T0);
         wq[r] = W::codes(blk);
       }
       for (int c = 0; c < C; ++c) {
