@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need. The one place that lists them.
 # Safe to re-run: does nothing when everything is already installed.
+#   --aarch64  also the cross compiler and qemu-user for scripts/test-aarch64.sh (optional: only
+#              the aarch64 kernel tests need them)
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +13,9 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libavutil-dev    # media decoding (FFmpeg)
   libswscale-dev libswresample-dev
 )
+if [ "${1:-}" = "--aarch64" ]; then
+  PACKAGES=(g++-aarch64-linux-gnu qemu-user libgtest-dev cmake ninja-build)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -13,4 +13,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DG4_SANITIZ
   -DG4_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan --target gemma4_tests
 build-asan/tests/gemma4_tests --gtest_filter='Gguf*:Fuzz*:Safetensors*'
+
+# The NEON kernels: cross-built for aarch64 and run under qemu-user.
+scripts/test-aarch64.sh
 echo "all tests passed"

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <random>
 #include <vector>
 
@@ -123,6 +125,65 @@ TEST(ThreadPoolTest, CoversEveryIndexOnceAndPropagatesErrors) {
     for (int64_t i = b; i < e; ++i) sum += i;
   });
   EXPECT_EQ(sum.load(), 45);
+}
+
+
+TEST(ThreadPoolTest, ManyShortJobsInARowEachRunOnce) {
+  // Decode issues thousands of tiny jobs back to back: every one must see every index exactly once
+  // (a worker that missed or repeated a generation would break the sums).
+  ThreadPool pool(3);
+  std::vector<int64_t> partial(3 * 16, 0);  // one cache line per thread
+  int64_t expected = 0;
+  for (int job = 0; job < 3000; ++job) {
+    const int64_t n = 1 + job % 7;
+    pool.parallel_for(n, 1, [&](int64_t b, int64_t e, int t) {
+      for (int64_t i = b; i < e; ++i) partial[size_t(t) * 16] += i + job;
+    });
+    for (int64_t i = 0; i < n; ++i) expected += i + job;
+  }
+  EXPECT_EQ(partial[0] + partial[16] + partial[32], expected);
+}
+
+TEST(ThreadPoolTest, WakesSleepingWorkersAndRethrowsFromEveryShare) {
+  ThreadPool pool(2);
+  for (int round = 0; round < 3; ++round) {
+    // Long enough for the workers to stop polling and sleep.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::atomic<int> calls{0};
+    pool.parallel_for(2, 1, [&](int64_t, int64_t, int) { calls++; });
+    EXPECT_EQ(calls.load(), 2);
+  }
+  // The caller's own share (index 0) and a worker's share both propagate.
+  for (int failing : {0, 1}) {
+    EXPECT_THROW(pool.parallel_for(2, 1,
+                                   [&](int64_t, int64_t, int t) {
+                                     if (t == failing) fail("share ", t);
+                                   }),
+                 Error);
+  }
+  // A slow worker: the caller stops polling and sleeps until it is done.
+  std::atomic<int> done{0};
+  pool.parallel_for(2, 1, [&](int64_t, int64_t, int t) {
+    if (t == 1) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    done++;
+  });
+  EXPECT_EQ(done.load(), 2);
+}
+
+TEST(ThreadPoolTest, SingleThreadAndSmallRangesRunInline) {
+  ThreadPool one(1);
+  EXPECT_EQ(one.size(), 1);
+  int64_t covered = 0;
+  one.parallel_for(10, 1, [&](int64_t b, int64_t e, int t) {
+    EXPECT_EQ(t, 0);
+    covered += e - b;
+  });
+  EXPECT_EQ(covered, 10);
+  ThreadPool four(4);
+  four.parallel_for(8, 8, [&](int64_t b, int64_t e, int t) {  // one grain: the caller alone
+    EXPECT_EQ(t, 0);
+    EXPECT_EQ(e - b, 8);
+  });
 }
 
 }  // namespace

@@ -89,5 +89,6 @@ void register_chat(CLI::App& app);
 void register_embed_media(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace g4::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   g4::cli::register_embed_media(app);
   g4::cli::register_convert(app);
   g4::cli::register_quantize(app);
+  g4::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,21 +1,61 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace g4 {
+namespace {
+
+// How long a worker polls for the next job, and the caller for the workers, before sleeping:
+// longer than the gaps between the parallel ops of a decode step (a few microseconds of
+// single-row work), far shorter than anything a user would notice as idle CPU use. The first few
+// microseconds spin on the CPU; after that each poll yields, so that when there are more threads
+// than free cores the thread being waited for gets to run.
+constexpr std::chrono::microseconds kPollTime{100};
+constexpr std::chrono::microseconds kSpinTime{5};
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls `done` for up to kPollTime; true when it became true.
+template <class Pred>
+bool poll(Pred done) {
+  const auto start = std::chrono::steady_clock::now();
+  bool spinning = true;
+  for (int i = 1;; ++i) {
+    if (done()) return true;
+    if (spinning) {
+      cpu_relax();
+      if (i % 16 != 0) continue;
+    } else {
+      std::this_thread::yield();
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited > kPollTime) return done();
+    spinning = waited < kSpinTime;
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
+  stop_ = true;
+  generation_.value.fetch_add(1);  // publishes stop_
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
+    wake_.notify_all();
   }
-  work_ready_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
@@ -26,25 +66,35 @@ void ThreadPool::run_share(int index) {
   try {
     if (begin < end) (*job_)(begin, end, index);
   } catch (...) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(error_mutex_);
     if (!error_) error_ = std::current_exception();
+  }
+}
+
+// Sequentially consistent operations on both sides of each sleep (generation_ vs
+// sleeping_workers_, pending_ vs caller_sleeping_): whichever side acts second sees the other, so
+// either the sleeper re-checks and does not sleep, or the waker notifies under the mutex.
+void ThreadPool::finish_share() {
+  if (pending_.value.fetch_sub(1) == 1 && caller_sleeping_.load()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_.notify_one();
   }
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    const auto new_job = [&] { return generation_.value.load(std::memory_order_acquire) != seen; };
+    if (!poll(new_job)) {
       std::unique_lock<std::mutex> lock(mutex_);
-      work_ready_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      sleeping_workers_.fetch_add(1);
+      wake_.wait(lock, [&] { return generation_.value.load() != seen; });
+      sleeping_workers_.fetch_sub(1);
     }
+    seen = generation_.value.load(std::memory_order_acquire);
+    if (stop_) return;
     run_share(index);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) work_done_.notify_one();
-    }
+    finish_share();
   }
 }
 
@@ -57,25 +107,30 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, n, 0);
     return;
   }
-  {
+  job_ = &fn;
+  job_n_ = n;
+  job_parts_ = parts;
+  error_ = nullptr;
+  pending_.value.store(uint64_t(n_threads_ - 1), std::memory_order_relaxed);
+  generation_.value.fetch_add(1);  // publishes the job (a release, and more)
+  if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    job_n_ = n;
-    job_parts_ = parts;
-    pending_ = n_threads_ - 1;
-    error_ = nullptr;
-    ++generation_;
+    wake_.notify_all();
   }
-  work_ready_.notify_all();
   run_share(0);
-  std::exception_ptr error;
-  {
+  const auto all_done = [&] { return pending_.value.load(std::memory_order_acquire) == 0; };
+  if (!poll(all_done)) {
     std::unique_lock<std::mutex> lock(mutex_);
-    work_done_.wait(lock, [&] { return pending_ == 0; });
-    job_ = nullptr;
-    error = error_;
+    caller_sleeping_.store(true);
+    done_.wait(lock, [&] { return pending_.value.load() == 0; });
+    caller_sleeping_.store(false);
   }
-  if (error) std::rethrow_exception(error);
+  job_ = nullptr;
+  if (error_) {
+    std::exception_ptr error = error_;
+    error_ = nullptr;
+    std::rethrow_exception(error);
+  }
 }
 
 }  // namespace g4

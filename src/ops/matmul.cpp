@@ -1,45 +1,219 @@
+// matmul's loops around the kernels of ops/kernels.h.
+//
+// Work unit: a row tile (kTileRows weight rows). Threads take chunks of consecutive row tiles from
+// a shared counter, so each streams its weights in order.
+// Decode (few tokens): every weight byte is read once per matmul, by one thread; the kernels
+// prefetch the next rows while working on the current ones, so the two cores together keep the
+// memory bus busy (the speed limit: bytes of weights / bandwidth).
+// Prefill (many tokens): the columns are cut into panels whose activations (int8 in fast mode,
+// float in precise mode) fit in L2; for each panel every row tile of the chunk meets every token,
+// the weight block's scales decoded once per row tile and its codes unpacked once per group of 4
+// tokens (fast mode), or its values decoded to float once per row tile (precise mode).
 #include "ops/matmul.h"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <vector>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
-#include "ops/ops.h"
+#include "ops/kernels.h"
 #include "ops/quant.h"
 
 namespace g4 {
+namespace {
+
+// Bytes of activations one column panel may hold: the panel is re-read by every row tile, so it
+// should stay in the per-core L2 cache (512 KiB on Zen 3, 1-2 MiB on newer cores), with room for
+// the weights streaming past.
+constexpr int64_t kActPanelBytes = 256 * 1024;
+// Columns per panel when there are only a few tokens: bounds the float decoding buffer (kept in
+// L1/L2) of the precise path.
+constexpr int64_t kFewTokensPanel = 2048;
+// Every panel boundary is a multiple of this (whole blocks of every type).
+constexpr int64_t kPanelAlign = 256;
+
+template <class T>
+std::unique_ptr<T[]> uninitialized(int64_t n) {
+  return std::unique_ptr<T[]>(new T[size_t(std::max<int64_t>(n, 1))]);
+}
+
+// Columns per panel for n_tokens activation rows of `bytes_per_value` bytes.
+int64_t panel_columns(int64_t cols, int64_t n_tokens, int64_t bytes_per_value) {
+  if (n_tokens <= kTileTokens) return std::min(cols, kFewTokensPanel);
+  const int64_t fit = kActPanelBytes / (n_tokens * bytes_per_value) / kPanelAlign * kPanelAlign;
+  return std::min(cols, std::max(kPanelAlign, fit));
+}
+
+void check_matmul(const WeightMatrix& w) {
+  if (!type_is_supported(w.type))
+    fail("matmul: weight ", w.name, " has type ", ggml_type_name(w.type), ", which has no kernels");
+  const int64_t block = ggml_type_info(w.type).block_size;
+  if (w.cols % block != 0)
+    fail("matmul: weight ", w.name, " has rows of ", w.cols, " values, not whole ",
+         ggml_type_name(w.type), " blocks of ", block);
+}
+
+// Calls fn(row0, n_rows) for each tile of kTileRows rows in tiles [tile_begin, tile_end).
+template <class Fn>
+void for_row_tiles(int64_t tile_begin, int64_t tile_end, int64_t rows, Fn&& fn) {
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t r0 = tile * kTileRows;
+    fn(r0, int(std::min<int64_t>(kTileRows, rows - r0)));
+  }
+}
+
+// Hands the row tiles out to the pool's threads in chunks taken from a shared counter, and calls
+// fn(tile_begin, tile_end, scratch_index) for each chunk. Dynamic rather than one fixed share per
+// thread: on a shared machine a thread that loses its core for a while does not hold up the
+// others. A chunk is a contiguous run of rows, so weights stream in order (and prefetch ahead).
+template <class Fn>
+void for_tile_chunks(ThreadPool& pool, int64_t n_tiles, Fn&& fn) {
+  const int64_t chunk = std::clamp<int64_t>(n_tiles / (int64_t(pool.size()) * 8), 1, 64);
+  const int64_t n_chunks = (n_tiles + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(std::min<int64_t>(pool.size(), n_chunks), 1, [&](int64_t, int64_t, int thread) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(c * chunk, std::min(n_tiles, (c + 1) * chunk), thread);
+  });
+}
+
+// Precise path (and F32/F16/BF16 weights in every mode): rows decoded to float, float tiles.
+void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, int64_t x_stride,
+                  int64_t T, float* y, int64_t y_stride, ThreadPool& pool) {
+  const int64_t cols = w.cols;
+  const int64_t panel = panel_columns(cols, T, sizeof(float));
+  const int64_t n_panels = (cols + panel - 1) / panel;
+  const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
+  const DequantizeFn decode = w.type == GgmlType::F32 ? nullptr : k.dequantizer(w.type);
+  if (w.type != GgmlType::F32 && !decode) fail("matmul: no decoder for ", ggml_type_name(w.type));
+  const int64_t block = ggml_type_info(w.type).block_size,
+                block_bytes = ggml_type_info(w.type).block_bytes;
+
+  std::vector<std::unique_ptr<float[]>> decoded(size_t(pool.size()));  // per thread
+  for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int thread) {
+    if (decode && !decoded[size_t(thread)])
+      decoded[size_t(thread)] = uninitialized<float>(kTileRows * panel);
+    float* buffer = decoded[size_t(thread)].get();
+    // One row tile against every token, for columns [c0, c0 + width).
+    auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
+      const float* rows_f32;
+      int64_t w_stride;
+      if (!decode) {
+        rows_f32 = reinterpret_cast<const float*>(w.row(r0)) + c0;
+        w_stride = w.row_bytes / int64_t(sizeof(float));
+      } else {
+        for (int r = 0; r < n_rows; ++r)
+          decode(w.row(r0 + r) + c0 / block * block_bytes, buffer + r * width, width);
+        rows_f32 = buffer;
+        w_stride = width;
+      }
+      for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
+        const int n_tok = int(std::min<int64_t>(kTileTokens, T - t0));
+        k.float_tile(rows_f32, w_stride, n_rows, x + t0 * x_stride + c0, x_stride, n_tok, width,
+                     y + t0 * y_stride + r0, y_stride, accumulate);
+      }
+    };
+    if (T <= kTileTokens) {  // few tokens: each row tile runs through all columns while in cache
+      for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {
+        for (int64_t p = 0; p < n_panels; ++p)
+          run_tile(r0, n_rows, p * panel, std::min(panel, cols - p * panel), p > 0);
+      });
+    } else {  // many tokens: one activation panel stays in cache while the chunk's row tiles pass
+      for (int64_t p = 0; p < n_panels; ++p)
+        for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {
+          run_tile(r0, n_rows, p * panel, std::min(panel, cols - p * panel), p > 0);
+        });
+    }
+  });
+}
+
+// Fast path: activations quantized once, integer tiles.
+void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix& w, const float* x,
+                      int64_t x_stride, int64_t T, float* y, int64_t y_stride, ThreadPool& pool) {
+  const int64_t cols = w.cols;
+  const int ab = act_block_size(w.type);
+  const int64_t n_ab = cols / ab;  // activation blocks per token
+  auto q = uninitialized<int8_t>(T * cols);
+  auto d = uninitialized<float>(T * n_ab);
+  auto dsum = uninitialized<float>(ab == 32 ? T * n_ab : 0);
+  auto bsum = uninitialized<int16_t>(ab == 256 ? T * (cols / 16) : 0);
+  auto quantize_token = [&](int64_t t) {
+    if (ab == 32)
+      k.quantize_act32(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab,
+                       dsum.get() + t * n_ab);
+    else
+      k.quantize_act256(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab,
+                        bsum.get() + t * (cols / 16));
+  };
+  if (T == 1) {
+    quantize_token(0);
+  } else {
+    pool.parallel_for(T, 4, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) quantize_token(t);
+    });
+  }
+
+  const int64_t wb = ggml_type_info(w.type).block_size;  // == ab for every quantized type
+  const int64_t block_bytes = ggml_type_info(w.type).block_bytes;
+  const int64_t panel = T <= kTileTokens ? cols : panel_columns(cols, T, 1);
+  const int64_t n_panels = (cols + panel - 1) / panel;
+  const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
+
+  for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
+    // One row tile against every token (the kernel decodes the rows' scales once), for columns
+    // [c0, c0 + width).
+    auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
+      ActView act;
+      act.q = q.get() + c0;
+      act.q_stride = cols;
+      act.d = d.get() + c0 / ab;
+      act.d_stride = n_ab;
+      if (ab == 32) act.dsum = dsum.get() + c0 / ab;
+      if (ab == 256) {
+        act.bsum = bsum.get() + c0 / 16;
+        act.bsum_stride = cols / 16;
+      }
+      tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, width / wb, y + r0,
+           y_stride, accumulate);
+    };
+    for (int64_t p = 0; p < n_panels; ++p)
+      for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {
+        run_tile(r0, n_rows, p * panel, std::min(panel, cols - p * panel), p > 0);
+      });
+  });
+}
+
+}  // namespace
 
 void weight_row_f32(const WeightMatrix& w, int64_t row, float* out) {
-  dequantize_row(w.type, w.row(row), out, w.cols);
+  const DequantizeFn decode = active_kernels().dequantizer(w.type);
+  if (decode && w.cols % ggml_type_info(w.type).block_size == 0)
+    decode(w.row(row), out, w.cols);
+  else
+    dequantize_row(w.type, w.row(row), out, w.cols);  // F32, or the reference's error message
+}
+
+void matmul(const KernelTable& kernels, const WeightMatrix& w, const float* x, int64_t x_stride,
+            int64_t n_tokens, float* y, int64_t y_stride, ThreadPool& pool, MatmulMode mode) {
+  check_matmul(w);
+  if (n_tokens <= 0 || w.rows == 0) return;
+  if (w.cols == 0) {  // empty dot products
+    for (int64_t t = 0; t < n_tokens; ++t) std::fill_n(y + t * y_stride, w.rows, 0.0f);
+    return;
+  }
+  const QuantTileFn tile = mode == MatmulMode::kFast ? kernels.quantized_tile(w.type) : nullptr;
+  if (tile)
+    matmul_quantized(kernels, tile, w, x, x_stride, n_tokens, y, y_stride, pool);
+  else
+    matmul_float(kernels, w, x, x_stride, n_tokens, y, y_stride, pool);
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
             int64_t y_stride, ThreadPool& pool, MatmulMode mode) {
-  (void)mode;  // only the precise path exists so far
-  // Rows in tiles of 16 so a tile's decoded weights (16 x cols floats) stay in cache while every
-  // token's activations stream past them once.
-  constexpr int64_t kRowTile = 16;
-  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile;
-  pool.parallel_for(n_tiles, 1, [&](int64_t tile_begin, int64_t tile_end, int) {
-    std::vector<float> decoded(size_t(kRowTile * w.cols));
-    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int64_t r0 = tile * kRowTile;
-      const int64_t r1 = std::min(w.rows, r0 + kRowTile);
-      const float* rows_f32;
-      if (w.type == GgmlType::F32) {
-        rows_f32 = reinterpret_cast<const float*>(w.row(r0));
-      } else {
-        for (int64_t r = r0; r < r1; ++r)
-          dequantize_row(w.type, w.row(r), decoded.data() + (r - r0) * w.cols, w.cols);
-        rows_f32 = decoded.data();
-      }
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const float* xt = x + t * x_stride;
-        float* yt = y + t * y_stride;
-        for (int64_t r = r0; r < r1; ++r) yt[r] = dot_f32(rows_f32 + (r - r0) * w.cols, xt, w.cols);
-      }
-    }
-  });
+  matmul(active_kernels(), w, x, x_stride, n_tokens, y, y_stride, pool, mode);
 }
 
 }  // namespace g4

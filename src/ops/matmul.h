@@ -8,17 +8,27 @@
 namespace g4 {
 
 class ThreadPool;
+struct KernelTable;
 
 // kPrecise keeps activations in float32 ("exact-activation mode", what the fixture references
-// compute). kFast may quantize activations (e.g. to 8-bit blocks, as ggml-cpu does) and use
-// integer dot products; its accuracy cost is measured against the fixtures (TOLERANCES.md row 5).
+// compute). kFast quantizes each activation row once per matmul to int8 blocks (32-blocks for
+// Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 weights, 256-blocks for the K-quants, as ggml-cpu does) and uses
+// integer dot products; F32/F16/BF16 weights stay in float. Its accuracy cost is measured against
+// the fixtures (TOLERANCES.md row 5, tests/test_model_fixtures.cpp).
 enum class MatmulMode { kPrecise, kFast };
 
 // For t < n_tokens: y[t * y_stride + r] = dot(W row r, x[t * x_stride .. + W.cols]) for every
-// output row r. Activations stay float32 (the precise, exact-activation path). Rows are split
-// across the pool's threads; each weight row is decoded once and used for every token.
+// output row r. Rows are split across the pool's threads in tiles of kTileRows rows x kTileTokens
+// tokens (ops/kernels.h), so each weight block is unpacked once per tile of tokens; with several
+// tokens the columns are cut into panels whose activations stay in cache. Uses the kernels of
+// selected_cpu_level(). Throws g4::Error for an unsupported type or a row length that is not
+// whole blocks.
 void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
             int64_t y_stride, ThreadPool& pool, MatmulMode mode = MatmulMode::kPrecise);
+
+// The same with an explicit kernel table (tests compare every CPU level).
+void matmul(const KernelTable& kernels, const WeightMatrix& w, const float* x, int64_t x_stride,
+            int64_t n_tokens, float* y, int64_t y_stride, ThreadPool& pool, MatmulMode mode);
 
 // One row of W decoded to float (embedding lookup).
 void weight_row_f32(const WeightMatrix& w, int64_t row, float* out);

@@ -3,15 +3,20 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/kernels.h"
+
 namespace g4 {
 
 float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  for (; i < n; ++i) acc[0] += a[i] * b[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  return active_kernels().dot_f32(a, b, n);
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  active_kernels().axpy_f32(a, x, y, n);
+}
+
+void scale_f32(float s, float* y, int64_t n) {
+  active_kernels().scale_f32(s, y, n);
 }
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
@@ -42,11 +47,11 @@ float gelu_tanh(float x) {
 }
 
 void geglu_inplace(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+  active_kernels().geglu_f32(gate, up, n);
 }
 
 void softcap_inplace(float* x, int64_t n, float cap) {
-  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+  active_kernels().softcap_f32(x, n, cap);
 }
 
 void rope_angles(int64_t pos, int n_rot, float base, const float* factors, float* cos_sin) {

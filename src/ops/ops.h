@@ -6,8 +6,15 @@
 
 namespace g4 {
 
-// sum_i a[i] * b[i] with independent partial sums (accurate and vectorizer friendly).
+// sum_i a[i] * b[i] with independent partial sums (accurate: several float accumulators, so the
+// error grows like sqrt(n)). SIMD on every level of ops/kernels.h.
 float dot_f32(const float* a, const float* b, int64_t n);
+
+// y[i] += a * x[i]   (attention: accumulating probability-weighted values).
+void axpy_f32(float a, const float* x, float* y, int64_t n);
+
+// y[i] *= s   (attention: rescaling a running sum when the running maximum grows).
+void scale_f32(float s, float* y, int64_t n);
 
 // y = x * (mean(x^2) + eps)^-1/2 * w   (spec §2: Gemma 4 multiplies by the raw weight, not 1+w).
 // w == nullptr gives the weightless RMS norm used on V and before the multimodal projections.

@@ -1,0 +1,112 @@
+// The inner loops of matmul and of the attention helpers, one table of function pointers per CPU
+// level (cpu_features.h). kernels_scalar.cpp is the portable reference; x86/kernels_avx2.cpp and
+// arm/kernels_neon*.cpp are the SIMD versions, each compiled with its own ISA flags and chosen at
+// run time. tests/test_kernels.cpp checks every SIMD entry against the scalar one.
+//
+// Two kinds of matrix kernel:
+// - float tiles (MatmulMode::kPrecise, and F32/F16/BF16 weights in every mode): weights decoded to
+//   float32 (dequantize[type], bit-exact to quant.h's dequantize_row) times float32 activations;
+// - quantized tiles (MatmulMode::kFast): the activations are quantized once per matmul to int8
+//   blocks (QuantizedActs) and each weight block meets them in integer dot products.
+#pragma once
+
+#include <cstdint>
+
+#include "core/ggml_type.h"
+#include "ops/cpu_features.h"
+
+namespace g4 {
+
+// Tile of one kernel call: up to kTileRows weight rows; a float tile takes up to kTileTokens
+// activation rows, a quantized tile any number.
+constexpr int kTileRows = 4;
+constexpr int kTileTokens = 4;
+
+// Activation rows quantized for the integer dot products (x ~ d * q per block, q in [-127, 127],
+// d = max|x| / 127, q = x / d rounded to nearest even). Two block shapes, picked by weight type:
+//   32-blocks  (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): d and dsum = d * sum(q) per block (the sum
+//              carries the weights' offsets and minimums, as ggml's Q8_1 does);
+//   256-blocks (Q4_K, Q5_K, Q6_K weights, ggml's Q8_K): d per block and the integer sum of each
+//              run of 16 q (bsum), for the K-quants' sub-block minimums and offsets.
+// A view at token 0 and block 0 of a range; strides are per token.
+struct ActView {
+  const int8_t* q = nullptr;
+  int64_t q_stride = 0;  // int8 values between tokens
+  const float* d = nullptr;
+  const float* dsum = nullptr;    // 32-blocks only
+  int64_t d_stride = 0;           // floats between tokens (d and dsum)
+  const int16_t* bsum = nullptr;  // 256-blocks only
+  int64_t bsum_stride = 0;
+};
+
+// Block size of the quantized activations that weight type `type` pairs with (32 or 256), or 0
+// for F32/F16/BF16 (their fast path stays in float).
+int act_block_size(GgmlType type);
+
+// Quantizes n activations (n a multiple of the block size) into q[n], d[n / block], and
+// dsum[n / 32] (32-blocks) or bsum[n / 16] (256-blocks).
+using QuantizeAct32Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, float* dsum);
+using QuantizeAct256Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, int16_t* bsum);
+
+// y[t * y_stride + r] = (or +=, when accumulate) sum over n_blocks weight blocks of W row r
+// against activation row t, for r < n_rows <= kTileRows and every t < n_tokens (any count: the
+// kernel decodes each weight block's scales once and unpacks its codes once per group of a few
+// tokens). `w` is the first block of row 0; rows are w_row_bytes apart.
+using QuantTileFn = void (*)(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act,
+                             int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
+                             bool accumulate);
+
+// The float version: y[t * y_stride + r] (+)= sum_{i < k} w[r * w_stride + i] * x[t * x_stride +
+// i].
+using FloatTileFn = void (*)(const float* w, int64_t w_stride, int n_rows, const float* x,
+                             int64_t x_stride, int n_tokens, int64_t k, float* y, int64_t y_stride,
+                             bool accumulate);
+
+// Decodes n weights (whole blocks) of `type` to float, bit-exact to dequantize_row.
+using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
+
+constexpr int kTypeSlots = 40;  // GgmlType ids are below this
+
+struct KernelTable {
+  CpuLevel level = CpuLevel::kScalar;
+
+  // ops.h: dot, y += a x, y *= s, and the two tanh ops of the forward pass (SIMD versions use a
+  // polynomial exp: within 2e-7 absolute of std::tanh, see tests/test_kernels.cpp).
+  float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
+  void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
+  void (*scale_f32)(float s, float* y, int64_t n) = nullptr;
+  void (*geglu_f32)(float* gate, const float* up,
+                    int64_t n) = nullptr;                         // gate = gelu_tanh(gate) * up
+  void (*softcap_f32)(float* x, int64_t n, float cap) = nullptr;  // x = cap * tanh(x / cap)
+
+  QuantizeAct32Fn quantize_act32 = nullptr;
+  QuantizeAct256Fn quantize_act256 = nullptr;
+  FloatTileFn float_tile = nullptr;
+
+  // Indexed by GgmlType id; null where the type has no such kernel (F32 needs no decoding and,
+  // like F16/BF16, has no quantized tile).
+  DequantizeFn dequantize[kTypeSlots] = {};
+  QuantTileFn quant_tile[kTypeSlots] = {};
+
+  DequantizeFn dequantizer(GgmlType type) const { return dequantize[size_t(type)]; }
+  QuantTileFn quantized_tile(GgmlType type) const { return quant_tile[size_t(type)]; }
+};
+
+// The table of a supported level (throws g4::Error for one this machine cannot run).
+const KernelTable& kernel_table(CpuLevel level);
+
+// The table of selected_cpu_level(), resolved on first use.
+const KernelTable& active_kernels();
+
+// Each ISA's translation unit fills in its entries (kernels.cpp builds the tables). The SIMD units
+// are compiled with their own ISA flags, so they must not emit any inline function or template
+// that other units also use (the linker would keep one copy, possibly the AVX2 one, and the
+// baseline binary would die on an older CPU): they keep every helper in an anonymous namespace,
+// use no standard library templates, and fill a table instead of constructing one.
+// tests/CMakeLists.txt checks their objects for such shared (weak) symbols.
+void fill_scalar_kernels(KernelTable& table);
+void fill_avx2_kernels(KernelTable& table);          // x86-64 builds only
+void fill_neon_kernels(KernelTable& table);          // aarch64 builds only
+void fill_neon_dotprod_kernels(KernelTable& table);  // aarch64 builds only
+
+}  // namespace g4

@@ -1,0 +1,79 @@
+// gemma4 bench on a small random model: what it reports, in text and JSON, and its errors. Speeds
+// are only checked to be positive (never assert wall-clock time in tests).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "test_util.h"
+
+namespace g4 {
+namespace {
+
+class BenchCliTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    model_ = (*dir_ / "tiny.gguf").string();
+    const test::CliResult r = test::run_cli("init-random --preset tiny --type q4_0 -o " + model_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static test::TempDir* dir_;
+  static std::string model_;
+};
+test::TempDir* BenchCliTest::dir_ = nullptr;
+std::string BenchCliTest::model_;
+
+TEST_F(BenchCliTest, JsonReportsBothTestsPerRepetitionAtDepth) {
+  const test::CliResult r =
+      test::run_cli("bench -m " + model_ + " -p 12 -n 5 -r 3 -t 2 -b 8 --ctx-depth 20 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["model_bytes"].get<double>(), 0);
+  EXPECT_GT(j["parameters"].get<double>(), 0);
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_EQ(j["ctx_depth"], 20);
+  EXPECT_EQ(j["matmul"], "fast");
+  for (const char* test : {"prefill", "decode"}) {
+    ASSERT_TRUE(j.contains(test)) << test;
+    EXPECT_EQ(j[test]["samples"].size(), 3u) << test;
+    EXPECT_GT(j[test]["tokens_per_s"].get<double>(), 0) << test;
+    EXPECT_GE(j[test]["tokens_per_s_sd"].get<double>(), 0) << test;
+  }
+  EXPECT_EQ(j["prefill"]["n_tokens"], 12);
+  EXPECT_EQ(j["decode"]["n_tokens"], 5);
+  EXPECT_FALSE(j.contains("membw_bytes_per_s"));
+}
+
+TEST_F(BenchCliTest, TextTableAndBandwidthRoof) {
+  const test::CliResult r =
+      test::run_cli("bench -m " + model_ + " -p 4 -n 3 -r 1 -t 1 --precise --membw");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| pp4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| tg3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("precise"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory read bandwidth"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("% of it"), std::string::npos) << r.out;
+}
+
+TEST_F(BenchCliTest, SkippingATestAndBadArguments) {
+  const test::CliResult only_decode =
+      test::run_cli("bench -m " + model_ + " -p 0 -n 2 -r 1 --json");
+  ASSERT_EQ(only_decode.exit_code, 0) << only_decode.err;
+  const nlohmann::json j = nlohmann::json::parse(only_decode.out);
+  EXPECT_FALSE(j.contains("prefill"));
+  EXPECT_TRUE(j.contains("decode"));
+
+  EXPECT_NE(test::run_cli("bench -m " + model_ + " -p -3").exit_code, 0);
+  EXPECT_NE(test::run_cli("bench -m " + model_ + " -r 0").exit_code, 0);
+  const test::CliResult missing = test::run_cli("bench -m " + (*dir_ / "missing.gguf").string());
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("missing.gguf"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace g4

@@ -1,0 +1,511 @@
+// Every SIMD kernel against its scalar twin (ops/kernels.h), on every CPU level this machine runs,
+// over odd sizes: one block, many blocks, odd token and row counts, tails. Also the scalar
+// quantized tiles against dot_row_ref (their definition), and matmul's tiling against plain dot
+// products.
+//
+// Tolerances: bit-exact where the operations are the same (dequantization, activation
+// quantization); elsewhere the summation order differs, so |simd - scalar| <= 1e-5 * sum |terms|
+// (float32 rounding of a few hundred to a few thousand additions is ~1e-6 of that sum; a wrong
+// block, scale or nibble is ~1e-2 of it or more).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "ops/cpu_features.h"
+#include "ops/kernels.h"
+#include "ops/matmul.h"
+#include "ops/quant.h"
+
+namespace g4 {
+namespace {
+
+const GgmlType kQuantTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                                GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+const GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
+                              GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                              GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+std::vector<float> gaussian(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(size_t(std::max<int64_t>(n, 0)));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A rows x cols weight matrix of `type`, quantized from Gaussian values (with an offset so that the
+// minimums of Q4_1/Q5_1/Q4_K/Q5_K matter).
+struct TestMatrix {
+  std::vector<uint8_t> bytes;
+  WeightMatrix w;
+};
+
+TestMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  TestMatrix m;
+  m.w.name = "test";
+  m.w.type = type;
+  m.w.rows = rows;
+  m.w.cols = cols;
+  m.w.row_bytes = ggml_row_bytes(type, cols);
+  m.bytes.resize(size_t(rows * m.w.row_bytes) + 1);
+  std::vector<float> values = gaussian(rows * cols, seed);
+  for (size_t i = 0; i < values.size(); ++i) values[i] += 0.3f * float(i % 7) / 7.0f;
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(type, values.data() + r * cols, m.bytes.data() + r * m.w.row_bytes, cols);
+  m.w.data = m.bytes.data();
+  return m;
+}
+
+std::vector<CpuLevel> simd_levels() {
+  std::vector<CpuLevel> levels;
+  for (CpuLevel l : supported_cpu_levels())
+    if (l != CpuLevel::kScalar) levels.push_back(l);
+  return levels;
+}
+
+bool same_bits_or_both_nan(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || f32_to_bits(a) == f32_to_bits(b);
+}
+
+const KernelTable& scalar() {
+  return kernel_table(CpuLevel::kScalar);
+}
+
+// ---- CPU levels ----
+
+TEST(KernelDispatchTest, ScalarIsAlwaysSupportedAndSelectedLevelIsSupported) {
+  const std::vector<CpuLevel> levels = supported_cpu_levels();
+  ASSERT_FALSE(levels.empty());
+  EXPECT_EQ(levels.front(), CpuLevel::kScalar);
+  EXPECT_TRUE(cpu_level_supported(selected_cpu_level()));
+  for (CpuLevel l : levels) EXPECT_EQ(kernel_table(l).level, l) << cpu_level_name(l);
+#if defined(__x86_64__)
+  EXPECT_FALSE(cpu_level_supported(CpuLevel::kNeon));
+  EXPECT_THROW(kernel_table(CpuLevel::kNeon), Error);
+#endif
+#if defined(__aarch64__)
+  EXPECT_TRUE(cpu_level_supported(CpuLevel::kNeon));
+  EXPECT_FALSE(cpu_level_supported(CpuLevel::kAvx2));
+#endif
+}
+
+TEST(KernelDispatchTest, EveryTableIsComplete) {
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 &&
+                k.quantize_act32 && k.quantize_act256 && k.float_tile)
+        << cpu_level_name(l);
+    for (GgmlType t : kAllTypes) {
+      if (t != GgmlType::F32) {
+        EXPECT_NE(k.dequantizer(t), nullptr) << cpu_level_name(l) << " " << ggml_type_name(t);
+      }
+      EXPECT_EQ(k.quantized_tile(t) != nullptr, act_block_size(t) != 0)
+          << cpu_level_name(l) << " " << ggml_type_name(t);
+    }
+  }
+}
+
+// ---- float helpers ----
+
+TEST(KernelFloatTest, DotAxpyScaleMatchScalarOnOddSizes) {
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int64_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 256, 1001}) {
+      const auto a = gaussian(n, 1), b = gaussian(n, 2);
+      double abs_sum = 0;
+      for (int64_t i = 0; i < n; ++i) abs_sum += std::abs(double(a[size_t(i)]) * b[size_t(i)]);
+      EXPECT_NEAR(k.dot_f32(a.data(), b.data(), n), scalar().dot_f32(a.data(), b.data(), n),
+                  1e-6 * abs_sum + 1e-30)
+          << cpu_level_name(l) << " n=" << n;
+
+      // axpy and scale touch exactly n elements (a guard element after them stays).
+      std::vector<float> y = gaussian(n + 1, 3), y_ref = y;
+      k.axpy_f32(0.7f, a.data(), y.data(), n);
+      scalar().axpy_f32(0.7f, a.data(), y_ref.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
+      EXPECT_EQ(y[size_t(n)], y_ref[size_t(n)]);
+      k.scale_f32(-1.5f, y.data(), n);
+      scalar().scale_f32(-1.5f, y_ref.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
+      EXPECT_EQ(y[size_t(n)], y_ref[size_t(n)]);
+    }
+  }
+}
+
+TEST(KernelFloatTest, TanhOpsMatchScalarWithinFloatRounding) {
+  // Values across the range that matters (logits up to ~+-60 before the cap of 30, GELU inputs up
+  // to ~+-20) plus extremes, zeros and tiny values; odd lengths for the tails.
+  std::vector<float> x = gaussian(1001, 9, 8.0f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-8f, 3e-4f, 88.0f, -200.0f, 1e4f, -1e30f}) x.push_back(v);
+  const std::vector<float> up = gaussian(int64_t(x.size()), 10);
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(9), int64_t(x.size())}) {
+      std::vector<float> a(x.begin(), x.begin() + n), b = a;
+      k.softcap_f32(a.data(), n, 30.0f);
+      scalar().softcap_f32(b.data(), n, 30.0f);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(a[size_t(i)], b[size_t(i)], 30.0f * 4e-7f)
+            << cpu_level_name(l) << " x=" << x[size_t(i)];
+      std::vector<float> g(x.begin(), x.begin() + n), h = g;
+      k.geglu_f32(g.data(), up.data(), n);
+      scalar().geglu_f32(h.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        // gelu = 0.5 x (1 + tanh(...)): a tanh error e moves it by 0.5 |x| e.
+        const float tol = 0.5f * std::abs(x[size_t(i)] * up[size_t(i)]) * 4e-7f +
+                          1e-6f * std::abs(h[size_t(i)]) + 1e-30f;
+        EXPECT_NEAR(g[size_t(i)], h[size_t(i)], tol) << cpu_level_name(l) << " x=" << x[size_t(i)];
+      }
+    }
+  }
+}
+
+TEST(KernelFloatTest, FloatTileMatchesScalarOnOddShapes) {
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int64_t len : {1, 7, 8, 9, 33, 100, 257}) {
+      const int64_t ws = len + 3, xs = len + 5, ys = 11;
+      const auto w = gaussian(kTileRows * ws, 4), x = gaussian(kTileTokens * xs, 5);
+      for (int rows = 1; rows <= kTileRows; ++rows)
+        for (int tokens = 1; tokens <= kTileTokens; ++tokens)
+          for (bool accumulate : {false, true}) {
+            std::vector<float> y(size_t(kTileTokens * ys), 0.5f), y_ref = y;
+            k.float_tile(w.data(), ws, rows, x.data(), xs, tokens, len, y.data(), ys, accumulate);
+            scalar().float_tile(w.data(), ws, rows, x.data(), xs, tokens, len, y_ref.data(), ys,
+                                accumulate);
+            for (int t = 0; t < kTileTokens; ++t)
+              for (int r = 0; r < ys; ++r) {
+                const size_t i = size_t(t * ys + r);
+                if (t >= tokens || r >= rows) {
+                  EXPECT_EQ(y[i], 0.5f) << "wrote outside the tile";
+                  continue;
+                }
+                double abs_sum = accumulate ? 0.5 : 0.0;
+                for (int64_t j = 0; j < len; ++j)
+                  abs_sum += std::abs(double(w[size_t(r * ws + j)]) * x[size_t(t * xs + j)]);
+                EXPECT_NEAR(y[i], y_ref[i], 1e-5 * abs_sum)
+                    << cpu_level_name(l) << " len=" << len << " rows=" << rows
+                    << " tokens=" << tokens;
+              }
+          }
+    }
+  }
+}
+
+// ---- dequantization ----
+
+TEST(KernelDequantTest, BitExactToReferenceOnQuantizedAndArbitraryBytes) {
+  std::mt19937 rng(7);
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (GgmlType type : kAllTypes) {
+      if (type == GgmlType::F32) continue;
+      const int64_t block = ggml_type_info(type).block_size;
+      for (int64_t n_blocks : {1, 2, 3, 9, 33}) {
+        const int64_t n =
+            block == 1 ? n_blocks * 7 + 2 : n_blocks * block;  // odd plain lengths too
+        std::vector<uint8_t> bytes(size_t(ggml_row_bytes(type, n)));
+        for (int variant = 0; variant < 2; ++variant) {
+          if (variant == 0) {
+            const auto v = gaussian(n, uint32_t(n_blocks), 2.0f);
+            quantize_row(type, v.data(), bytes.data(), n);
+          } else {
+            for (uint8_t& b : bytes)
+              b = uint8_t(rng());  // any bytes decode (scales may be inf/NaN)
+          }
+          std::vector<float> got(static_cast<size_t>(n) + 1, -7.0f), want(static_cast<size_t>(n));
+          k.dequantizer(type)(bytes.data(), got.data(), n);
+          dequantize_row(type, bytes.data(), want.data(), n);
+          int mismatches = 0;
+          for (int64_t i = 0; i < n; ++i)
+            mismatches += !same_bits_or_both_nan(got[size_t(i)], want[size_t(i)]);
+          EXPECT_EQ(mismatches, 0) << cpu_level_name(l) << " " << ggml_type_name(type) << " n=" << n
+                                   << " variant=" << variant;
+          EXPECT_EQ(got[size_t(n)], -7.0f) << "wrote past the end";
+        }
+      }
+    }
+  }
+}
+
+// ---- activation quantization ----
+
+struct QuantizedActs {
+  std::vector<int8_t> q;
+  std::vector<float> d, dsum;
+  std::vector<int16_t> bsum;
+};
+
+QuantizedActs quantize_acts(const KernelTable& k, int block, const float* x, int64_t n) {
+  QuantizedActs a;
+  a.q.resize(size_t(n));
+  a.d.resize(size_t(n / block));
+  if (block == 32) {
+    a.dsum.resize(size_t(n / 32));
+    k.quantize_act32(x, n, a.q.data(), a.d.data(), a.dsum.data());
+  } else {
+    a.bsum.resize(size_t(n / 16));
+    k.quantize_act256(x, n, a.q.data(), a.d.data(), a.bsum.data());
+  }
+  return a;
+}
+
+TEST(KernelActQuantTest, MatchesScalarBitForBitAndStaysWithinHalfAStep) {
+  for (int block : {32, 256}) {
+    for (int64_t n_blocks : {1, 2, 5}) {
+      const int64_t n = n_blocks * block;
+      std::vector<float> x = gaussian(n, 11, 3.0f);
+      x[0] = 0.0f;
+      if (n_blocks > 1)
+        std::fill(x.begin() + block, x.begin() + 2 * block, 0.0f);  // an all-zero block
+      const QuantizedActs ref = quantize_acts(scalar(), block, x.data(), n);
+      // Reference semantics: |x - d q| <= d / 2, sums are the sums of the codes.
+      for (int64_t i = 0; i < n; ++i) {
+        const float d = ref.d[size_t(i / block)];
+        EXPECT_LE(std::abs(x[size_t(i)] - d * ref.q[size_t(i)]), 0.5f * d * 1.0001f + 1e-30f);
+      }
+      for (int64_t b = 0; b < n / 16 && block == 256; ++b) {
+        int sum = 0;
+        for (int j = 0; j < 16; ++j) sum += ref.q[size_t(16 * b + j)];
+        EXPECT_EQ(ref.bsum[size_t(b)], sum);
+      }
+      for (CpuLevel l : simd_levels()) {
+        const QuantizedActs got = quantize_acts(kernel_table(l), block, x.data(), n);
+        EXPECT_EQ(got.q, ref.q) << cpu_level_name(l) << " block " << block;
+        EXPECT_EQ(got.d, ref.d) << cpu_level_name(l);
+        EXPECT_EQ(got.dsum, ref.dsum) << cpu_level_name(l);
+        EXPECT_EQ(got.bsum, ref.bsum) << cpu_level_name(l);
+      }
+    }
+  }
+}
+
+// ---- quantized tiles ----
+
+ActView view_of(const QuantizedActs& a, int block, int64_t n) {
+  ActView v;
+  v.q = a.q.data();
+  v.q_stride = n;
+  v.d = a.d.data();
+  v.d_stride = n / block;
+  if (block == 32) v.dsum = a.dsum.data();
+  if (block == 256) {
+    v.bsum = a.bsum.data();
+    v.bsum_stride = n / 16;
+  }
+  return v;
+}
+
+// Up to this many activation rows per quantized tile call in the tests (a tile takes any number:
+// groups of 4 and a tail).
+constexpr int kTestTokens = 9;
+
+// kTestTokens activation rows of n values, quantized as one buffer per token.
+struct TileInputs {
+  std::vector<float> x;  // [token][n]
+  QuantizedActs acts;
+};
+
+TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed) {
+  TileInputs in;
+  in.x = gaussian(kTestTokens * n, seed);
+  in.acts.q.resize(size_t(kTestTokens * n));
+  in.acts.d.resize(size_t(kTestTokens * n / block));
+  if (block == 32) in.acts.dsum.resize(size_t(kTestTokens * n / 32));
+  if (block == 256) in.acts.bsum.resize(size_t(kTestTokens * n / 16));
+  for (int t = 0; t < kTestTokens; ++t) {
+    const QuantizedActs one = quantize_acts(k, block, in.x.data() + t * n, n);
+    std::copy(one.q.begin(), one.q.end(), in.acts.q.begin() + t * n);
+    std::copy(one.d.begin(), one.d.end(), in.acts.d.begin() + t * (n / block));
+    std::copy(one.dsum.begin(), one.dsum.end(),
+              in.acts.dsum.begin() + t * (n / 32) * (block == 32));
+    std::copy(one.bsum.begin(), one.bsum.end(),
+              in.acts.bsum.begin() + t * (n / 16) * (block == 256));
+  }
+  return in;
+}
+
+// sum_i |dequant(w)_i * d_x q_x,i| for row r and token t: the scale of the rounding error.
+double abs_dot(GgmlType type, const uint8_t* row, const ActView& a, int block, int t, int64_t n) {
+  std::vector<float> w(static_cast<size_t>(n));
+  dequantize_row(type, row, w.data(), n);
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i)
+    s += std::abs(double(w[size_t(i)]) * a.d[t * a.d_stride + i / block] * a.q[t * a.q_stride + i]);
+  return s;
+}
+
+TEST(KernelQuantTileTest, ScalarTileEqualsDotOfDequantizedValues) {
+  // The scalar integer tile is defined as dot_row_ref against the dequantized activations.
+  for (GgmlType type : kQuantTypes) {
+    const int block = act_block_size(type);
+    const int64_t n = block * 3;
+    const TestMatrix m = make_matrix(type, kTileRows, n, 21);
+    const TileInputs in = tile_inputs(scalar(), block, n, 22);
+    const ActView a = view_of(in.acts, block, n);
+    std::vector<float> y(size_t(kTestTokens * kTileRows));
+    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kTileRows, a, kTestTokens, n / block,
+                                  y.data(), kTileRows, false);
+    for (int t = 0; t < kTestTokens; ++t) {
+      std::vector<float> xd(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        xd[size_t(i)] = a.d[t * a.d_stride + i / block] * float(a.q[t * a.q_stride + i]);
+      for (int r = 0; r < kTileRows; ++r) {
+        const float want = dot_row_ref(type, m.w.row(r), xd.data(), n);
+        EXPECT_NEAR(y[size_t(t * kTileRows + r)], want,
+                    1e-5 * abs_dot(type, m.w.row(r), a, block, t, n))
+            << ggml_type_name(type) << " r=" << r << " t=" << t;
+      }
+    }
+  }
+}
+
+TEST(KernelQuantTileTest, SimdTilesMatchScalarOnOddShapes) {
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (GgmlType type : kQuantTypes) {
+      const int block = act_block_size(type);
+      for (int64_t n_blocks : {1, 2, 3, 9, 64, 65, 130, 600}) {  // 600 > one 512-block pass
+        if (block == 256 && n_blocks > 9 && n_blocks != 65)
+          continue;  // 65 > one 64-super-block pass
+        if (block == 32 && n_blocks == 65) continue;
+        const int64_t n = n_blocks * block;
+        const TestMatrix m = make_matrix(type, kTileRows, n, uint32_t(31 + n_blocks));
+        const TileInputs in = tile_inputs(scalar(), block, n, uint32_t(32 + n_blocks));
+        const ActView a = view_of(in.acts, block, n);
+        const int64_t ys = kTileRows + 3;
+        for (int rows = 1; rows <= kTileRows; ++rows)
+          for (int tokens = 1; tokens <= kTestTokens; ++tokens)
+            for (bool accumulate : {false, true}) {
+              std::vector<float> y(size_t(kTestTokens * ys), 0.25f), y_ref = y;
+              k.quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks, y.data(),
+                                     ys, accumulate);
+              scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, rows, a, tokens, n_blocks,
+                                            y_ref.data(), ys, accumulate);
+              for (int t = 0; t < kTestTokens; ++t)
+                for (int r = 0; r < ys; ++r) {
+                  const size_t i = size_t(t * ys + r);
+                  if (t >= tokens || r >= rows) {
+                    ASSERT_EQ(y[i], 0.25f) << "wrote outside the tile";
+                    continue;
+                  }
+                  const double tol = 1e-5 * (abs_dot(type, m.w.row(r), a, block, t, n) +
+                                             (accumulate ? 0.25 : 0.0));
+                  ASSERT_NEAR(y[i], y_ref[i], tol)
+                      << cpu_level_name(l) << " " << ggml_type_name(type) << " blocks=" << n_blocks
+                      << " rows=" << rows << " tokens=" << tokens << " r=" << r << " t=" << t;
+                }
+            }
+      }
+    }
+  }
+}
+
+// ---- matmul: tiling, panels, threads ----
+
+struct MatmulCase {
+  int64_t rows, cols, tokens;
+};
+
+// y_ref[t][r] = dot_row_ref(W row r, x_t) and the error scale sum |w x|.
+void reference_matmul(const WeightMatrix& w, const std::vector<float>& x, int64_t xs,
+                      int64_t tokens, std::vector<double>& y_ref, std::vector<double>& scale) {
+  y_ref.assign(size_t(tokens * w.rows), 0);
+  scale.assign(size_t(tokens * w.rows), 0);
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequantize_row(w.type, w.row(r), row.data(), w.cols);
+    for (int64_t t = 0; t < tokens; ++t) {
+      y_ref[size_t(t * w.rows + r)] = dot_row_ref(w.type, w.row(r), x.data() + t * xs, w.cols);
+      for (int64_t i = 0; i < w.cols; ++i)
+        scale[size_t(t * w.rows + r)] += std::abs(double(row[size_t(i)]) * x[size_t(t * xs + i)]);
+    }
+  }
+}
+
+TEST(KernelMatmulTest, PreciseModeMatchesDotRowRefOnEveryLevel) {
+  ThreadPool pool(3);
+  const MatmulCase cases[] = {{1, 256, 1}, {5, 512, 3}, {13, 256, 9}, {6, 3072, 37}, {9, 768, 4}};
+  for (GgmlType type : kAllTypes) {
+    for (const MatmulCase& c : cases) {
+      const TestMatrix m = make_matrix(type, c.rows, c.cols, 41);
+      const int64_t xs = c.cols + 8, ys = c.rows + 2;
+      const auto x = gaussian(c.tokens * xs, 42);
+      std::vector<double> y_ref, scale;
+      reference_matmul(m.w, x, xs, c.tokens, y_ref, scale);
+      for (CpuLevel l : supported_cpu_levels()) {
+        std::vector<float> y(size_t(c.tokens * ys), 99.0f);
+        matmul(kernel_table(l), m.w, x.data(), xs, c.tokens, y.data(), ys, pool,
+               MatmulMode::kPrecise);
+        for (int64_t t = 0; t < c.tokens; ++t) {
+          for (int64_t r = 0; r < c.rows; ++r)
+            ASSERT_NEAR(y[size_t(t * ys + r)], y_ref[size_t(t * c.rows + r)],
+                        1e-5 * scale[size_t(t * c.rows + r)])
+                << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x"
+                << c.cols << " tokens " << c.tokens << " r=" << r << " t=" << t;
+          EXPECT_EQ(y[size_t(t * ys + c.rows)], 99.0f) << "wrote past the row";
+        }
+      }
+    }
+  }
+}
+
+TEST(KernelMatmulTest, FastModeAgreesAcrossLevelsAndIsWithinActivationRounding) {
+  ThreadPool pool(2);
+  // 7168 columns with 37 tokens: two panels of activations (kActPanelBytes / 37 rows).
+  const MatmulCase cases[] = {{1, 256, 1}, {7, 512, 1}, {5, 768, 5}, {13, 256, 9}, {3, 7168, 37}};
+  for (GgmlType type : kAllTypes) {
+    for (const MatmulCase& c : cases) {
+      const TestMatrix m = make_matrix(type, c.rows, c.cols, 51);
+      const int64_t xs = c.cols, ys = c.rows;
+      const auto x = gaussian(c.tokens * xs, 52);
+      std::vector<double> y_exact, scale;
+      reference_matmul(m.w, x, xs, c.tokens, y_exact, scale);
+      std::vector<float> y_scalar(size_t(c.tokens * ys));
+      matmul(scalar(), m.w, x.data(), xs, c.tokens, y_scalar.data(), ys, pool, MatmulMode::kFast);
+      for (size_t i = 0; i < y_scalar.size(); ++i) {
+        // int8 activations: each |x - d q| <= max|x| / 254 of its block, so the result moves by at
+        // most ~1/254 of sum |w| max|x|; a few percent of sum |w x| on Gaussian data.
+        EXPECT_NEAR(y_scalar[i], y_exact[i], 0.05 * scale[i]) << ggml_type_name(type) << " i=" << i;
+        if (act_block_size(type) == 0) {
+          EXPECT_NEAR(y_scalar[i], y_exact[i], 1e-5 * scale[i]);  // float path
+        }
+      }
+      for (CpuLevel l : simd_levels()) {
+        std::vector<float> y(size_t(c.tokens * ys));
+        matmul(kernel_table(l), m.w, x.data(), xs, c.tokens, y.data(), ys, pool, MatmulMode::kFast);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_NEAR(y[i], y_scalar[i], 1e-5 * scale[i] * 1.1)
+              << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x" << c.cols
+              << " tokens " << c.tokens << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(KernelMatmulTest, RejectsRowsThatAreNotWholeBlocks) {
+  ThreadPool pool(1);
+  WeightMatrix w;
+  w.name = "blk.0.attn_q.weight";
+  w.type = GgmlType::Q4_K;
+  w.rows = 2;
+  w.cols = 100;
+  w.row_bytes = 144;
+  std::vector<uint8_t> bytes(288);
+  w.data = bytes.data();
+  std::vector<float> x(100), y(2);
+  EXPECT_THROW(matmul(w, x.data(), 100, 1, y.data(), 2, pool, MatmulMode::kFast), Error);
+}
+
+}  // namespace
+}  // namespace g4
