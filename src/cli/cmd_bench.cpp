@@ -116,11 +116,8 @@ void run_bench(const BenchOptions& opt) {
   const MatmulMode mode = opt.precise ? MatmulMode::kPrecise : MatmulMode::kFast;
   ForwardPass forward(*model, pool, mode);
 
-  double params = 0, weight_bytes = 0;
-  for (const GgufTensorInfo& t : model->file.tensors()) {
-    params += double(t.n_elements());
-    weight_bytes += double(t.n_bytes);
-  }
+  const WeightsFootprint footprint = weights_footprint(model->weights);
+  const double params = double(footprint.parameters), weight_bytes = double(footprint.bytes);
 
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, hp.n_vocab - 1);
@@ -135,7 +132,7 @@ void run_bench(const BenchOptions& opt) {
   const int64_t n_ctx = opt.depth + std::max(opt.n_prompt, opt.n_gen) + 1;
   const int64_t ring_extra = opt.n_prompt;
   {  // warm-up: pages the weights in, grows the scratch buffers
-    KvCache cache(hp, n_ctx, ring_extra);
+    KvCache cache(hp, KvCacheConfig{.n_ctx = n_ctx, .ring_extra = ring_extra});
     feed(forward, cache, random_tokens(std::min<int64_t>(std::max<int64_t>(opt.n_prompt, 1), 16)),
          opt.batch);
     feed(forward, cache, random_tokens(1), opt.batch);
@@ -143,7 +140,7 @@ void run_bench(const BenchOptions& opt) {
 
   std::vector<double> prefill_tps, decode_tps;
   for (int rep = 0; rep < opt.reps; ++rep) {
-    KvCache cache(hp, n_ctx, ring_extra);
+    KvCache cache(hp, KvCacheConfig{.n_ctx = n_ctx, .ring_extra = ring_extra});
     if (opt.depth > 0) feed(forward, cache, random_tokens(opt.depth), opt.batch);
     if (opt.n_prompt > 0) {
       const std::vector<int32_t> prompt = random_tokens(opt.n_prompt);

@@ -102,17 +102,30 @@ Gemma4Weights bind_gemma4_weights(const GgufFile& f, const Gemma4HParams& hp) {
   return w;
 }
 
-int64_t weights_size_bytes(const Gemma4Weights& w) {
-  auto bytes = [](const WeightMatrix& m) { return m.present() ? m.rows * m.row_bytes : 0; };
-  auto vec = [](const std::vector<float>& v) { return int64_t(v.size() * sizeof(float)); };
-  int64_t total = bytes(w.token_embd) + vec(w.output_norm) + vec(w.rope_freq_factors);
+WeightsFootprint weights_footprint(const Gemma4Weights& w) {
+  WeightsFootprint f;
+  auto matrix = [&](const WeightMatrix& m) {
+    if (!m.present()) return;
+    f.bytes += m.rows * m.row_bytes;
+    f.parameters += m.rows * m.cols;
+  };
+  auto vec = [&](const std::vector<float>& v) {
+    f.bytes += int64_t(v.size() * sizeof(float));
+    f.parameters += int64_t(v.size());
+  };
+  matrix(w.token_embd);
+  vec(w.output_norm);
+  vec(w.rope_freq_factors);
   for (const LayerWeights& l : w.layers) {
-    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) +
-             bytes(l.w_up) + bytes(l.w_down);
-    total += vec(l.attn_norm) + vec(l.q_norm) + vec(l.k_norm) + vec(l.post_attn_norm) +
-             vec(l.ffn_norm) + vec(l.post_ffw_norm) + 4;
+    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) matrix(*m);
+    for (const auto* v : {&l.attn_norm, &l.q_norm, &l.k_norm, &l.post_attn_norm, &l.ffn_norm, &l.post_ffw_norm})
+      vec(*v);
+    f.bytes += 4;  // layer_scalar
+    f.parameters += 1;
   }
-  return total;
+  return f;
 }
+
+int64_t weights_size_bytes(const Gemma4Weights& w) { return weights_footprint(w).bytes; }
 
 }  // namespace g4

@@ -40,6 +40,12 @@ struct Gemma4Weights {
 Gemma4Weights bind_gemma4_weights(const GgufFile& file, const Gemma4HParams& hp);
 
 // Bytes of all tensors the model uses (what has to be read from disk / memory).
+// Bytes the bound tensors occupy (as stored) and how many parameters they hold.
+struct WeightsFootprint {
+  int64_t bytes = 0;
+  int64_t parameters = 0;
+};
+WeightsFootprint weights_footprint(const Gemma4Weights& w);
 int64_t weights_size_bytes(const Gemma4Weights& w);
 
 }  // namespace g4
