@@ -78,5 +78,6 @@ void register_tokenize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_embed_media(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace g4::cli

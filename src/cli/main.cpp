@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   g4::cli::register_chat_template(app);
   g4::cli::register_chat(app);
   g4::cli::register_embed_media(app);
+  g4::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
