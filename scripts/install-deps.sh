@@ -12,7 +12,11 @@ PACKAGES=(
   libedit-dev                                     # line editing and history in `gemma4 chat`
   libavformat-dev libavcodec-dev libavutil-dev    # media decoding (FFmpeg)
   libswscale-dev libswresample-dev
+  libcpp-httplib-dev                              # the HTTP server (gemma4 serve)
 )
+# Node.js and npm run the server tests with the official openai client; any install will do (a
+# newer one from elsewhere is kept), else Debian's.
+command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 if [ "${1:-}" = "--aarch64" ]; then
   PACKAGES=(g++-aarch64-linux-gnu qemu-user libgtest-dev cmake ninja-build)
 fi

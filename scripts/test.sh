@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
+# The official openai npm client for the server's integration tests (tests/server/package-lock.json).
+(cd tests/server && npm ci --no-audit --no-fund --loglevel=error)
 ctest --test-dir build --output-on-failure -j2
 
 # The GGUF and safetensors readers' hostile-input tests again under AddressSanitizer +

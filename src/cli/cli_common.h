@@ -90,5 +90,6 @@ void register_embed_media(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace g4::cli

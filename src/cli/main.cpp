@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   g4::cli::register_convert(app);
   g4::cli::register_quantize(app);
   g4::cli::register_bench(app);
+  g4::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

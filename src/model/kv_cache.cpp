@@ -90,14 +90,34 @@ int64_t KvCache::oldest_available(int layer) const {
   return layers_[size_t(layer)].sliding ? std::max<int64_t>(0, n_past_ - ring_) : 0;
 }
 
-void KvCache::truncate(int64_t n) {
-  if (n < 0 || n > n_past_) fail("cannot truncate a cache of ", n_past_, " positions to ", n);
+bool KvCache::can_truncate(int64_t n) const {
+  if (n < 0 || n > n_past_) return false;
   // Position n attends to keys down to n - window + 1; they must not have been overwritten.
   const int64_t needed_from = std::max<int64_t>(0, n - sliding_window_ + 1);
-  if (needed_from < std::max<int64_t>(0, n_past_ - ring_))
+  return needed_from >= std::max<int64_t>(0, n_past_ - ring_);
+}
+
+void KvCache::truncate(int64_t n) {
+  if (n < 0 || n > n_past_) fail("cannot truncate a cache of ", n_past_, " positions to ", n);
+  if (!can_truncate(n))
     fail("cannot roll the sliding-window cache back from ", n_past_, " to ", n,
          " positions: the ring keeps only ", ring_, " (re-process the prompt instead)");
   n_past_ = n;
+}
+
+void KvCache::resize(int64_t n_ctx) {
+  if (n_ctx <= 0 || n_ctx < n_past_)
+    fail("cannot resize a KV cache holding ", n_past_, " positions to a context of ", n_ctx);
+  for (Layer& l : layers_) {
+    // Sliding slots are p % ring: below the ring size that is p itself, so cutting or extending
+    // the slot range up to the ring keeps every stored position in place.
+    l.slots = l.sliding ? std::min(n_ctx, ring_) : n_ctx;
+    l.k.resize(size_t(l.slots * l.k_row_bytes), 0);
+    l.v.resize(size_t(l.slots * l.v_row_bytes), 0);
+    l.k.shrink_to_fit();
+    l.v.shrink_to_fit();
+  }
+  config_.n_ctx = n_ctx;
 }
 
 KvCache::Plan KvCache::plan(const Gemma4HParams& hp, const KvCacheConfig& config) {

@@ -53,6 +53,13 @@ class KvCache {
   // Forget positions >= n. Throws g4::Error when a sliding ring no longer holds what position n
   // would need (roll back further than ring_extra allows).
   void truncate(int64_t n);
+  // Whether truncate(n) would succeed.
+  bool can_truncate(int64_t n) const;
+  // Changes the context size, keeping every stored position (n_ctx >= n_past): full layers grow or
+  // shrink their slots, sliding layers hold min(n_ctx, ring). Position p keeps its slot, so nothing
+  // moves. Lets a server keep a finished sequence's cache at its used size and grow it again when
+  // a later request continues it (prefix reuse).
+  void resize(int64_t n_ctx);
 
   // Bytes allocated for K and V over all layers.
   int64_t size_bytes() const;

@@ -36,32 +36,12 @@ std::vector<float> evaluate_prompt(ForwardPass& forward, KvCache& cache, const P
     if (output_positions[i] < 0 || output_positions[i] >= n || (i > 0 && output_positions[i] <= output_positions[i - 1]))
       fail("output positions must be ascending and within the prompt");
   const int64_t batch = std::max<int64_t>(1, options.batch_size);
-  const bool has_blocks = !prompt.block_ids.empty();
-  auto same_block = [&](int64_t a, int64_t b) {
-    return has_blocks && prompt.block_ids[size_t(a)] >= 0 && prompt.block_ids[size_t(a)] == prompt.block_ids[size_t(b)];
-  };
-
   std::vector<float> logits, chunk_logits;
   size_t next_output = 0;
   int64_t soft_before = 0;  // soft embeddings consumed by earlier chunks
-  const int64_t n_embd = forward.n_embd();
   for (int64_t start = 0; start < n;) {
-    int64_t end = std::min(n, start + batch);
-    if (end < n && same_block(end - 1, end)) {
-      // Do not cut a block: end the chunk before it, or take it whole if it starts here.
-      int64_t block_start = end - 1;
-      while (block_start > start && same_block(block_start - 1, block_start)) --block_start;
-      if (block_start > start) {
-        end = block_start;
-      } else {
-        while (end < n && same_block(end - 1, end)) ++end;
-      }
-    }
-    SequenceInput in;
-    in.cache = &cache;
-    in.tokens.assign(prompt.tokens.begin() + start, prompt.tokens.begin() + end);
-    if (has_blocks) in.block_ids.assign(prompt.block_ids.begin() + start, prompt.block_ids.begin() + end);
-    in.soft_embeddings = prompt.soft_embeddings.data() + soft_before * n_embd;
+    const int64_t end = prompt_chunk_end(prompt, start, batch);
+    SequenceInput in = prompt_chunk_input(prompt, start, end, soft_before, forward.n_embd(), cache);
     for (int32_t t : in.tokens) soft_before += t == kSoftToken;
     while (next_output < output_positions.size() && output_positions[next_output] < end)
       in.output_rows.push_back(int32_t(output_positions[next_output++] - start));
@@ -71,6 +51,17 @@ std::vector<float> evaluate_prompt(ForwardPass& forward, KvCache& cache, const P
     if (options.on_progress) options.on_progress(start, n);
   }
   return logits;
+}
+
+SequenceInput prompt_chunk_input(const Prompt& prompt, int64_t start, int64_t end, int64_t soft_before,
+                                 int64_t n_embd, KvCache& cache) {
+  SequenceInput in;
+  in.cache = &cache;
+  in.tokens.assign(prompt.tokens.begin() + start, prompt.tokens.begin() + end);
+  if (!prompt.block_ids.empty())
+    in.block_ids.assign(prompt.block_ids.begin() + start, prompt.block_ids.begin() + end);
+  in.soft_embeddings = prompt.soft_embeddings.data() + soft_before * n_embd;
+  return in;
 }
 
 GenerationResult generate(const Gemma4Model& model, ForwardPass& forward, KvCache& cache,

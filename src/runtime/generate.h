@@ -16,6 +16,7 @@ namespace g4 {
 struct Gemma4Model;
 class ForwardPass;
 class KvCache;
+struct SequenceInput;
 
 enum class FinishReason { kStop, kLength, kContext, kCancelled };
 const char* finish_reason_name(FinishReason r);  // "stop", "length", "context", "cancelled"
@@ -49,6 +50,12 @@ struct PrefillOptions {
 std::vector<float> evaluate_prompt(ForwardPass& forward, KvCache& cache, const Prompt& prompt,
                                    std::span<const int64_t> output_positions,
                                    const PrefillOptions& options = {});
+
+// Prompt positions [start, end) as one sequence's input to a forward pass, appended to `cache`
+// (no output rows). soft_before: soft-token positions before `start` (their embeddings are
+// skipped). Chunk boundaries come from prompt_chunk_end (prompt.h).
+SequenceInput prompt_chunk_input(const Prompt& prompt, int64_t start, int64_t end, int64_t soft_before,
+                                 int64_t n_embd, KvCache& cache);
 
 // Appends `prompt` to `cache` (which may already hold earlier turns) and generates up to
 // max_tokens. The cache ends up holding the prompt and every generated token but the last one

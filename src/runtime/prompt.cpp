@@ -1,5 +1,6 @@
 #include "runtime/prompt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -28,6 +29,34 @@ Prompt Prompt::from_tokens(std::span<const int32_t> ids) {
   Prompt p;
   p.append_tokens(ids);
   return p;
+}
+
+namespace {
+
+bool in_same_block(const Prompt& prompt, int64_t a, int64_t b) {
+  if (prompt.block_ids.empty()) return false;
+  const int32_t id = prompt.block_ids[size_t(a)];
+  return id >= 0 && id == prompt.block_ids[size_t(b)];
+}
+
+}  // namespace
+
+int64_t prompt_cut_at_or_before(const Prompt& prompt, int64_t pos) {
+  const int64_t n = int64_t(prompt.size());
+  pos = std::clamp<int64_t>(pos, 0, n);
+  while (pos > 0 && pos < n && in_same_block(prompt, pos - 1, pos)) --pos;
+  return pos;
+}
+
+int64_t prompt_chunk_end(const Prompt& prompt, int64_t start, int64_t max_positions) {
+  const int64_t n = int64_t(prompt.size());
+  const int64_t end = std::min(n, start + std::max<int64_t>(1, max_positions));
+  const int64_t cut = prompt_cut_at_or_before(prompt, end);
+  if (cut > start) return cut;
+  // The block starts at `start` and does not fit: take all of it.
+  int64_t block_end = end;
+  while (block_end < n && in_same_block(prompt, block_end - 1, block_end)) ++block_end;
+  return block_end;
 }
 
 const char* media_kind_name(MediaKind kind) {

@@ -40,6 +40,18 @@ struct Prompt {
   int32_t next_block_ = 0;
 };
 
+// Where prompts may be cut into chunks (prefill) or shared prefixes: never inside a
+// bidirectional block (an image's soft tokens attend to each other, spec §2.6), since a block's
+// positions must be evaluated in one forward pass.
+//
+// The largest cut <= pos that does not split a block: pos itself, or the start of the block that
+// pos would cut. 0 <= pos <= prompt.size().
+int64_t prompt_cut_at_or_before(const Prompt& prompt, int64_t pos);
+// End of the chunk that starts at `start` (a valid cut) and holds at most `max_positions`
+// positions: cut back before a block that would be split, or, when the block starts at `start`,
+// the end of that whole block (the chunk is then longer than max_positions).
+int64_t prompt_chunk_end(const Prompt& prompt, int64_t start, int64_t max_positions);
+
 enum class MediaKind { kImage, kAudio, kVideo };
 const char* media_kind_name(MediaKind kind);
 

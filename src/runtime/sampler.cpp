@@ -34,6 +34,37 @@ Sampler::Sampler(const SamplingParams& params, std::vector<int32_t> suppressed_t
   if (!std::isfinite(params.temperature)) fail("temperature must be finite");
 }
 
+TokenLogprobs token_logprobs(std::span<const float> logits, int32_t token, int n_top) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  double max_logit = kNegInf;
+  for (float l : logits) max_logit = std::max<double>(max_logit, l);
+  double sum = 0.0;
+  for (float l : logits)
+    if (l > kNegInf) sum += std::exp(double(l) - max_logit);
+  const double log_z = max_logit + std::log(sum);
+  auto logprob = [&](int32_t id) { return float(double(logits[size_t(id)]) - log_z); };
+  TokenLogprobs out;
+  out.token = token;
+  out.logprob = logprob(token);
+  const size_t k = std::min(logits.size(), size_t(std::max(0, n_top)));
+  if (k > 0) {
+    std::vector<int32_t> ids(logits.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
+    std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(k), ids.end(), [&](int32_t a, int32_t b) {
+      return logits[size_t(a)] != logits[size_t(b)] ? logits[size_t(a)] > logits[size_t(b)] : a < b;
+    });
+    for (size_t i = 0; i < k; ++i) out.top.emplace_back(ids[i], logprob(ids[i]));
+  }
+  return out;
+}
+
+int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history, TokenLogprobs& logprobs,
+                        int n_top) {
+  const int32_t token = sample(logits, history);  // leaves the suppressed and penalized logits
+  logprobs = token_logprobs(logits, token, n_top);
+  return token;
+}
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t n_vocab = int64_t(logits.size());

@@ -27,6 +27,17 @@ struct SamplingParams {
 // general.sampling.* keys when it has them.
 SamplingParams default_sampling_params(const GgufFile& file);
 
+// What the model thought of a sampled token, for OpenAI-style logprobs: natural-log
+// probabilities of the distribution the sampler starts from, i.e. after suppressed tokens and
+// penalties but before temperature, top-k/top-p/min-p and the draw. That is the model's own view
+// (what OpenAI and vLLM report): a greedy request still learns how sure the model was, and the
+// alternatives a truncation removed still get their probability.
+struct TokenLogprobs {
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // the n_top most likely tokens, most likely first
+};
+
 class Sampler {
  public:
   Sampler(const SamplingParams& params, std::vector<int32_t> suppressed_tokens);
@@ -34,6 +45,8 @@ class Sampler {
   // Picks the next token from one row of logits (modified in place). `history` is what the
   // sequence holds so far (prompt and generated), for the penalties.
   int32_t sample(std::span<float> logits, std::span<const int32_t> history);
+  // The same, also filling `logprobs` for the sampled token and its n_top most likely alternatives.
+  int32_t sample(std::span<float> logits, std::span<const int32_t> history, TokenLogprobs& logprobs, int n_top);
 
   const SamplingParams& params() const { return params_; }
 
@@ -43,6 +56,9 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;
 };
+
+// Log-probabilities (log-softmax) of `logits` for `token` and the n_top largest, ties to the lower id.
+TokenLogprobs token_logprobs(std::span<const float> logits, int32_t token, int n_top);
 
 // Index of the largest value, ties to the lowest index.
 int32_t argmax(std::span<const float> values);
