@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 #include "ops/quant.h"
@@ -8,8 +9,8 @@
 namespace g4 {
 namespace {
 
-int64_t layer_slots(const LayerGeometry& g, int64_t n_ctx, int64_t ring) {
-  return g.sliding ? std::min(n_ctx, ring) : n_ctx;
+int64_t layer_slots(bool sliding, int64_t n_ctx, int64_t ring) {
+  return sliding ? std::min(n_ctx, ring) : n_ctx;
 }
 
 }  // namespace
@@ -51,7 +52,7 @@ KvCache::KvCache(const Gemma4HParams& hp, const KvCacheConfig& config)
     l.sliding = g.sliding;
     l.n_head_kv = g.n_head_kv;
     l.head_dim = g.head_dim;
-    l.slots = layer_slots(g, config.n_ctx, ring_);
+    l.slots = layer_slots(g.sliding, config.n_ctx, ring_);
     l.k_row_bytes = ggml_row_bytes(config.type_k, int64_t(g.n_head_kv) * g.head_dim);
     l.v_row_bytes = ggml_row_bytes(config.type_v, int64_t(g.n_head_kv) * g.head_dim);
     // Committed now (LargeBuffer), so a long generation cannot run out of memory half way.
@@ -111,11 +112,15 @@ void KvCache::resize(int64_t n_ctx) {
   for (Layer& l : layers_) {
     // Sliding slots are p % ring: below the ring size that is p itself, so cutting or extending
     // the slot range up to the ring keeps every stored position in place.
-    l.slots = l.sliding ? std::min(n_ctx, ring_) : n_ctx;
-    l.k.resize(size_t(l.slots * l.k_row_bytes), 0);
-    l.v.resize(size_t(l.slots * l.v_row_bytes), 0);
-    l.k.shrink_to_fit();
-    l.v.shrink_to_fit();
+    const int64_t slots = layer_slots(l.sliding, n_ctx, ring_);
+    if (slots == l.slots) continue;
+    const int64_t kept = std::min(slots, l.slots);
+    LargeBuffer k(size_t(slots * l.k_row_bytes)), v(size_t(slots * l.v_row_bytes));
+    std::memcpy(k.data(), l.k.data(), size_t(kept * l.k_row_bytes));
+    std::memcpy(v.data(), l.v.data(), size_t(kept * l.v_row_bytes));
+    l.k = std::move(k);
+    l.v = std::move(v);
+    l.slots = slots;
   }
   config_.n_ctx = n_ctx;
 }
@@ -126,7 +131,7 @@ KvCache::Plan KvCache::plan(const Gemma4HParams& hp, const KvCacheConfig& config
   for (const LayerGeometry& g : hp.layers) {
     const int64_t row = int64_t(g.n_head_kv) * g.head_dim;
     const int64_t bytes =
-        layer_slots(g, config.n_ctx, ring) * (ggml_row_bytes(config.type_k, row) + ggml_row_bytes(config.type_v, row));
+        layer_slots(g.sliding, config.n_ctx, ring) * (ggml_row_bytes(config.type_k, row) + ggml_row_bytes(config.type_v, row));
     (g.sliding ? p.sliding_bytes : p.full_bytes) += bytes;
   }
   return p;
