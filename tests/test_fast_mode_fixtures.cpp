@@ -20,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "forward_util.h"
 #include "test_util.h"
 
 namespace g4 {
@@ -34,37 +35,10 @@ json read_json(const std::filesystem::path& path) {
   return json::parse(in);
 }
 
-std::vector<float> fast_logits_all_positions(const Gemma4Model& model,
-                                             const std::vector<int32_t>& ids, ThreadPool& pool) {
-  KvCache cache(model.hp, int64_t(ids.size()) + 1);
-  ForwardPass forward(model, pool, MatmulMode::kFast);
-  SequenceInput in;
-  in.cache = &cache;
-  in.tokens = ids;
-  for (size_t i = 0; i < ids.size(); ++i) in.output_rows.push_back(int32_t(i));
-  std::vector<float> logits;
-  forward.run(std::span<SequenceInput>(&in, 1), logits);
-  return logits;
-}
-
-std::vector<int32_t> fast_greedy(const Gemma4Model& model, const std::vector<int32_t>& ids, int n,
-                                 ThreadPool& pool) {
-  KvCache cache(model.hp, int64_t(ids.size()) + n + 1);
-  ForwardPass forward(model, pool, MatmulMode::kFast);
-  SequenceInput in;
-  in.cache = &cache;
-  in.tokens = ids;
-  in.output_rows = {int32_t(ids.size() - 1)};
-  std::vector<float> logits;
-  std::vector<int32_t> out;
-  forward.run(std::span<SequenceInput>(&in, 1), logits);
-  for (int step = 0; step < n; ++step) {
-    out.push_back(argmax(logits));
-    in.tokens = {out.back()};
-    in.output_rows = {0};
-    forward.run(std::span<SequenceInput>(&in, 1), logits);
-  }
-  return out;
+// The default cache (F16): what users run.
+std::vector<float> fast_logits_all_positions(const Gemma4Model& model, const std::vector<int32_t>& ids,
+                                             ThreadPool& pool) {
+  return test::prefill_logits(model, ids, pool, MatmulMode::kFast, GgmlType::F16);
 }
 
 // Running totals of one comparison.
@@ -145,7 +119,7 @@ TEST_P(FastModeFixtureTest, WithinRow5OfExactAndLlamaCppReferences) {
     while (checked_steps < greedy_ref.size() && greedy_margins[checked_steps] >= kArgmaxMargin)
       ++checked_steps;
     if (checked_steps > 0) {
-      const std::vector<int32_t> got = fast_greedy(*model, ids, int(checked_steps), pool);
+      const std::vector<int32_t> got = test::greedy_tokens(*model, ids, int(checked_steps), pool, MatmulMode::kFast, GgmlType::F16);
       EXPECT_EQ(got, std::vector<int32_t>(greedy_ref.begin(),
                                           greedy_ref.begin() + int64_t(checked_steps)))
           << variant << " " << seq;

@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "forward_util.h"
 #include "test_util.h"
 
 namespace g4 {
@@ -46,37 +47,12 @@ class FixtureLogitsTest : public testing::TestWithParam<FixtureCase> {
 };
 
 // The references keep K and V in float32 (their llama.cpp harness: type_k = type_v = f32).
-// Logits of every prompt position in one batched prefill.
 std::vector<float> all_logits(const Gemma4Model& model, const std::vector<int32_t>& ids, ThreadPool& pool) {
-  KvCache cache(model.hp, KvCacheConfig{int64_t(ids.size()) + 32, GgmlType::F32, GgmlType::F32});
-  ForwardPass forward(model, pool, MatmulMode::kPrecise);
-  SequenceInput in;
-  in.cache = &cache;
-  in.tokens = ids;
-  for (size_t i = 0; i < ids.size(); ++i) in.output_rows.push_back(int32_t(i));
-  std::vector<float> logits;
-  forward.run(std::span<SequenceInput>(&in, 1), logits);
-  return logits;
+  return test::prefill_logits(model, ids, pool, MatmulMode::kPrecise, GgmlType::F32);
 }
 
-// Greedy decoding one token per step (argmax ties to the lowest id, as the references do).
 std::vector<int32_t> greedy(const Gemma4Model& model, const std::vector<int32_t>& ids, int n, ThreadPool& pool) {
-  KvCache cache(model.hp, KvCacheConfig{int64_t(ids.size()) + n + 1, GgmlType::F32, GgmlType::F32});
-  ForwardPass forward(model, pool, MatmulMode::kPrecise);
-  SequenceInput in;
-  in.cache = &cache;
-  in.tokens = ids;
-  in.output_rows = {int32_t(ids.size() - 1)};
-  std::vector<float> logits;
-  std::vector<int32_t> out;
-  forward.run(std::span<SequenceInput>(&in, 1), logits);
-  for (int step = 0; step < n; ++step) {
-    out.push_back(argmax(logits));
-    in.tokens = {out.back()};
-    in.output_rows = {0};
-    forward.run(std::span<SequenceInput>(&in, 1), logits);
-  }
-  return out;
+  return test::greedy_tokens(model, ids, n, pool, MatmulMode::kPrecise, GgmlType::F32);
 }
 
 TEST_P(FixtureLogitsTest, MatchesFloat64Reference) {

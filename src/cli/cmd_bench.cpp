@@ -201,14 +201,14 @@ void run_bench(const BenchOptions& opt) {
               opt.precise ? "precise (float32 activations)" : "fast (int8 activations)",
               (long long)opt.depth, opt.reps);
   std::printf("| %-16s | %18s |\n|------------------|--------------------|\n", "test", "tokens/s");
-  char name[64];
+  char name[64], at_depth[32] = "";
+  if (opt.depth) std::snprintf(at_depth, sizeof at_depth, " @ d%lld", (long long)opt.depth);
   if (opt.n_prompt > 0) {
-    std::snprintf(name, sizeof name, "pp%lld%s", (long long)opt.n_prompt,
-                  opt.depth ? " @ depth" : "");
+    std::snprintf(name, sizeof name, "pp%lld%s", (long long)opt.n_prompt, at_depth);
     std::printf("| %-16s | %9.2f ± %6.2f |\n", name, pp.mean, pp.sd);
   }
   if (opt.n_gen > 0) {
-    std::snprintf(name, sizeof name, "tg%lld%s", (long long)opt.n_gen, opt.depth ? " @ depth" : "");
+    std::snprintf(name, sizeof name, "tg%lld%s", (long long)opt.n_gen, at_depth);
     std::printf("| %-16s | %9.2f ± %6.2f |\n", name, tg.mean, tg.sd);
   }
   if (opt.membw) {

@@ -142,14 +142,13 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
             if (*st.max != kNegInf && *st.max != m) {
               const float rescale = std::exp(*st.max - m);
               *st.sum *= rescale;
-              for (int64_t d = 0; d < hd; ++d) st.acc[d] *= rescale;
+              scale_f32(rescale, st.acc, hd);
             }
             *st.max = m;
             for (int64_t p = a; p <= b; ++p) {
               const float w = std::exp(scores[size_t(p - a)] - m);
               *st.sum += w;
-              const float* v = value(p);
-              for (int64_t d = 0; d < hd; ++d) st.acc[d] += w * v[d];
+              axpy_f32(w, value(p), st.acc, hd);
             }
           }
         }

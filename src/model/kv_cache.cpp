@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "ops/kernels.h"
 #include "ops/quant.h"
 
 namespace g4 {
@@ -74,9 +75,16 @@ void KvCache::load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, 
   const LargeBuffer& buf = keys ? l.k : l.v;
   const int64_t row_bytes = keys ? l.k_row_bytes : l.v_row_bytes;
   const int64_t head_bytes = ggml_row_bytes(type, l.head_dim);
-  for (int64_t i = 0; i < n; ++i)
-    dequantize_row(type, buf.data() + slot(l, pos + i) * row_bytes + head * head_bytes, out + i * l.head_dim,
-                   l.head_dim);
+  // Attention decodes every cached key and value once per pass: the SIMD dequantizer (bit-exact to
+  // dequantize_row, tests/test_kernels.cpp) where the type has one; F32 has none and is copied.
+  const DequantizeFn decode = active_kernels().dequantizer(type);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* row = buf.data() + slot(l, pos + i) * row_bytes + head * head_bytes;
+    if (decode)
+      decode(row, out + i * l.head_dim, l.head_dim);
+    else
+      dequantize_row(type, row, out + i * l.head_dim, l.head_dim);
+  }
 }
 
 void KvCache::load_k(int layer, int head, int64_t pos, int64_t n, float* out) const {
