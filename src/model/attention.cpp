@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "model/kv_cache.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 
 namespace g4 {
@@ -51,6 +52,17 @@ void merge(StateRef into, StateRef from, int64_t hd) {
   *into.max = m;
 }
 
+// scores[h * stride + j] = q_h . keys[j] for the `heads` query heads of one KV head (q_h at
+// q + h * hd) and `count` keys `key_stride` apart: the matmul's register-blocked float tile, so
+// each key row is loaded once for up to kTileTokens heads. Every score is the same sum whatever
+// the tile it falls in (batch invariance).
+void score_keys(const KernelTable& kt, const float* q, int heads, const float* keys, int64_t key_stride,
+                int64_t count, int64_t hd, float* scores, int64_t stride) {
+  for (int h0 = 0; h0 < heads; h0 += kTileTokens)
+    kt.float_tile(keys, key_stride, int(count), q + h0 * hd, hd, std::min(kTileTokens, heads - h0), hd,
+                  scores + h0 * stride, stride, false);
+}
+
 // State buffers for rows x heads.
 struct States {
   std::vector<float> max, sum, acc;
@@ -67,6 +79,7 @@ struct States {
 }  // namespace
 
 void attention(const AttentionInput& in, ThreadPool& pool) {
+  const KernelTable& kt = active_kernels();
   const LayerGeometry& g = *in.geometry;
   const int64_t hd = g.head_dim, n = in.n, pos0 = in.pos0;
   const int heads_per_kv = in.n_head / g.n_head_kv;  // GQA: consecutive query heads share a KV head
@@ -130,14 +143,19 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
         for (int64_t i = i0; i < i1; ++i) {
           const int64_t a = std::max(a0, lo[size_t(i)]), b = std::min(b0, hi[size_t(i)]);
           if (a > b) continue;
+          // Scores of every head of the group against keys a..b: the cached ones, then this pass's.
+          const float* q = in.q + i * q_row + kv_head * heads_per_kv * hd;
+          const int64_t cached_b = std::min(b, pos0 - 1);
+          if (a <= cached_b)
+            score_keys(kt, q, heads_per_kv, key(a), hd, cached_b - a + 1, hd, scores.data(), key_tile);
+          if (std::max(a, pos0) <= b)
+            score_keys(kt, q, heads_per_kv, key(std::max(a, pos0)), kv_row, b - std::max(a, pos0) + 1, hd,
+                       scores.data() + (std::max(a, pos0) - a), key_tile);
           for (int hj = 0; hj < heads_per_kv; ++hj) {
-            const float* q = in.q + i * q_row + (kv_head * heads_per_kv + hj) * hd;
             StateRef st = split_state.at((i - i0) * heads_per_kv + hj);
+            const float* head_scores = scores.data() + hj * key_tile;  // attention scale 1.0
             float tile_max = kNegInf;
-            for (int64_t p = a; p <= b; ++p) {
-              scores[size_t(p - a)] = dot_f32(q, key(p), hd);  // attention scale 1.0
-              tile_max = std::max(tile_max, scores[size_t(p - a)]);
-            }
+            for (int64_t p = a; p <= b; ++p) tile_max = std::max(tile_max, head_scores[p - a]);
             const float m = std::max(*st.max, tile_max);
             if (*st.max != kNegInf && *st.max != m) {
               const float rescale = std::exp(*st.max - m);
@@ -146,7 +164,7 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
             }
             *st.max = m;
             for (int64_t p = a; p <= b; ++p) {
-              const float w = std::exp(scores[size_t(p - a)] - m);
+              const float w = std::exp(head_scores[p - a] - m);
               *st.sum += w;
               axpy_f32(w, value(p), st.acc, hd);
             }
@@ -166,7 +184,7 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
                      States& split_state) {
     k_buf.resize(size_t(key_tile * hd));
     v_buf.resize(size_t(key_tile * hd));
-    scores.resize(size_t(key_tile));
+    scores.resize(size_t(key_tile * heads_per_kv));
     split_state.resize(states_per_item, hd);
   };
 
