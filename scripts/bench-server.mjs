@@ -85,7 +85,8 @@ async function metrics(url, headers) {
   return { generated: get("gemma4_generated_tokens_total"), decodeSeconds: get("gemma4_decode_seconds_total"),
            prefillTokens: get("gemma4_prompt_tokens_evaluated_total"), prefillSeconds: get("gemma4_prefill_seconds_total"),
            active: get("gemma4_active_sequences"), reserved: get("gemma4_kv_reserved_tokens"), steps: get("gemma4_steps_total"),
-           kvBytes: get("gemma4_kv_bytes") };
+           kvBytes: get("gemma4_kv_bytes"), ttftSum: get("gemma4_time_to_first_token_seconds_sum"),
+           ttftCount: get("gemma4_time_to_first_token_seconds_count") };
 }
 
 // Token ids of the end-of-generation markers, to keep replies at exactly max_tokens.
@@ -127,13 +128,14 @@ async function streamOne(o, url, headers, bias, seed) {
       if (data === "[DONE]") { done = true; continue; }
       const j = JSON.parse(data);
       if (j.error) throw new Error(j.error.message);
-      if (first === null && j.choices?.[0]?.delta?.content) first = performance.now();
+      const delta = j.choices?.[0]?.delta;
+      if (first === null && (delta?.content || delta?.reasoning_content || delta?.tool_calls)) first = performance.now();
       if (j.usage) tokens = j.usage.completion_tokens;
     }
   }
   if (!done) throw new Error("stream ended without [DONE]");
   const end = performance.now();
-  return { start, first: first ?? end, end, tokens };
+  return { start, first, end, tokens };  // first: null when no visible text came (e.g. a random model)
 }
 
 function percentile(sorted, p) {
@@ -175,20 +177,23 @@ async function main() {
     if (sampler) clearInterval(sampler);
     const after = await metrics(url, headers);
 
-    const ttft = results.map((r) => (r.first - r.start) / 1000).sort((a, b) => a - b);
+    // Client-side TTFT needs visible text; the server's own TTFT (first sampled token) always works.
+    const seen = results.filter((r) => r.first !== null);
+    const ttft = seen.map((r) => (r.first - r.start) / 1000).sort((a, b) => a - b);
     const latency = results.map((r) => (r.end - r.start) / 1000).sort((a, b) => a - b);
     const tokens = results.reduce((s, r) => s + r.tokens, 0);
-    const perStream = results.map((r) => (r.tokens - 1) / Math.max(1e-9, (r.end - r.first) / 1000));
+    const perStream = seen.map((r) => (r.tokens - 1) / Math.max(1e-9, (r.end - r.first) / 1000));
     const report = {
       clients: o.clients, requests: results.length, failures: failures.length, max_tokens: o.maxTokens,
       wall_seconds: +wall.toFixed(2),
       completion_tokens: tokens,
       aggregate_tokens_per_second: +(tokens / wall).toFixed(2),
-      mean_stream_decode_tokens_per_second: +(perStream.reduce((a, b) => a + b, 0) / Math.max(1, perStream.length)).toFixed(2),
+      mean_stream_decode_tokens_per_second: perStream.length ? +(perStream.reduce((a, b) => a + b, 0) / perStream.length).toFixed(2) : null,
       server_decode_tokens_per_second: +((after.generated - before.generated) / Math.max(1e-9, after.decodeSeconds - before.decodeSeconds)).toFixed(2),
       server_prefill_tokens_per_second: +((after.prefillTokens - before.prefillTokens) / Math.max(1e-9, after.prefillSeconds - before.prefillSeconds)).toFixed(2),
       mean_batch_rows_per_step: +((after.generated - before.generated) / Math.max(1, after.steps - before.steps)).toFixed(2),
-      ttft_seconds: { p50: percentile(ttft, 50), p90: percentile(ttft, 90), p99: percentile(ttft, 99) },
+      ttft_seconds: ttft.length ? { p50: percentile(ttft, 50), p90: percentile(ttft, 90), p99: percentile(ttft, 99) } : null,
+      server_mean_ttft_seconds: +((after.ttftSum - before.ttftSum) / Math.max(1, after.ttftCount - before.ttftCount)).toFixed(3),
       latency_seconds: { p50: percentile(latency, 50), p90: percentile(latency, 90), p99: percentile(latency, 99) },
       server_after: { active_sequences: after.active, kv_reserved_tokens: after.reserved, kv_bytes: after.kvBytes },
     };
@@ -205,7 +210,11 @@ async function main() {
       console.log(`aggregate: ${report.aggregate_tokens_per_second} tokens/s; per stream ${report.mean_stream_decode_tokens_per_second} tokens/s; ` +
                   `server decode ${report.server_decode_tokens_per_second} t/s, prefill ${report.server_prefill_tokens_per_second} t/s, ` +
                   `${report.mean_batch_rows_per_step} tokens per step`);
-      console.log(`time to first token: p50 ${f(report.ttft_seconds.p50)} s, p90 ${f(report.ttft_seconds.p90)} s, p99 ${f(report.ttft_seconds.p99)} s`);
+      if (report.ttft_seconds)
+        console.log(`time to first token: p50 ${f(report.ttft_seconds.p50)} s, p90 ${f(report.ttft_seconds.p90)} s, p99 ${f(report.ttft_seconds.p99)} s`);
+      else
+        console.log("time to first token: no reply had visible text (a random-weight model?); see the server's");
+      console.log(`server time to first token: mean ${f(report.server_mean_ttft_seconds)} s`);
       console.log(`latency:             p50 ${f(report.latency_seconds.p50)} s, p90 ${f(report.latency_seconds.p90)} s, p99 ${f(report.latency_seconds.p99)} s`);
       if (report.server_rss_mib) console.log(`server RSS: ${report.server_rss_mib.start} MiB at start, ${report.server_rss_mib.end} MiB at the end, max ${report.server_rss_mib.max} MiB`);
       if (failures.length) console.log(`failures: ${report.first_failures.join(" | ")}`);
