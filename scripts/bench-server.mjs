@@ -175,7 +175,13 @@ async function main() {
     }));
     const wall = (performance.now() - wallStart) / 1000;
     if (sampler) clearInterval(sampler);
-    const after = await metrics(url, headers);
+    // The last replies end before the scheduler's step that retires them: give it a moment, so the
+    // snapshot shows whether every sequence was freed.
+    let after = await metrics(url, headers);
+    for (let i = 0; i < 50 && after.active > 0; ++i) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await metrics(url, headers);
+    }
 
     // Client-side TTFT needs visible text; the server's own TTFT (first sampled token) always works.
     const seen = results.filter((r) => r.first !== null);
@@ -199,7 +205,11 @@ async function main() {
     };
     if (server) {
       report.server_rss_mib = { start: +rssStart.toFixed(1), end: +rssMiB(server.child.pid).toFixed(1),
-                                max: +Math.max(rssStart, ...rssSamples).toFixed(1) };
+                                max: +Math.max(rssStart, ...rssSamples).toFixed(1),
+                                // growth under load: the most after the first tenth of the samples
+                                // (caches warm) against the most in the last tenth
+                                warm: +Math.max(...rssSamples.slice(0, Math.max(1, Math.ceil(rssSamples.length / 10)))).toFixed(1),
+                                last: +Math.max(...rssSamples.slice(-Math.max(1, Math.ceil(rssSamples.length / 10)))).toFixed(1) };
     }
     if (failures.length) report.first_failures = failures.slice(0, 5);
     if (o.json) {
