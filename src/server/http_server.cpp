@@ -310,6 +310,81 @@ static bool drain(Run& run, size_t n, const ConnectionProbe& probe, OnEvent on_e
   return true;
 }
 
+// The fields every chunk or body of one response shares; the object type is the argument.
+static auto response_envelope(std::string id, std::string model_id) {
+  return [id = std::move(id), model_id = std::move(model_id), created_at = unix_time()](const char* object) {
+    Json j;
+    j["id"] = id;
+    j["object"] = object;
+    j["created"] = created_at;
+    j["model"] = model_id;
+    j["system_fingerprint"] = "gemma4.cpp";
+    return j;
+  };
+}
+
+// A choice's stream entries for one event: chat choices give any number, completion choices one
+// or none.
+static std::vector<Json> stream_entries(std::vector<Json> entries) { return entries; }
+static std::vector<Json> stream_entries(std::optional<Json> entry) {
+  return entry ? std::vector<Json>{std::move(*entry)} : std::vector<Json>{};
+}
+
+// Answers a chat or text completion request once its choices are submitted: one JSON body, or an
+// SSE stream of chunks (`opening` entries first, then each choice's entries as events come, usage
+// when asked, [DONE]). envelope(object) gives the id/object/created/model fields; usage() the
+// token counts. A client that goes away cancels the run (it is released with the response).
+template <class Choice, class Envelope, class Usage>
+static void respond(httplib::Response& res, const ConnectionProbe& probe, std::shared_ptr<Run> run,
+                    std::shared_ptr<std::vector<Choice>> choices, const GenerationParams& params,
+                    const char* object, const char* chunk_object, std::vector<Json> opening,
+                    Envelope envelope, Usage usage) {
+  if (!params.stream) {
+    if (!drain(*run, choices->size(), probe,
+               [&](int i, const SequenceEvent& e) { return (*choices)[size_t(i)].on_event(e), true; }))
+      return;  // the client is gone; `run` cancels what is left
+    Json out = envelope(object);
+    Json list = Json::array();
+    for (const Choice& c : *choices) list.push_back(c.choice());
+    out["choices"] = list;
+    out["usage"] = usage();
+    res.set_content(dump(out), "application/json");
+    return;
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream", [run, choices, envelope, usage, probe, chunk_object, opening,
+                            include_usage = params.include_usage](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        auto chunk = [&](const Json& entry) {
+          Json j = envelope(chunk_object);
+          j["choices"] = Json::array({entry});
+          return write(sse(j));
+        };
+        for (const Json& entry : opening)
+          if (!chunk(entry)) return false;
+        try {
+          const bool finished = drain(*run, choices->size(), probe, [&](int i, const SequenceEvent& e) {
+            for (const Json& entry : stream_entries((*choices)[size_t(i)].on_event(e)))
+              if (!chunk(entry)) return false;
+            return sink.is_writable();
+          });
+          if (!finished) return false;  // client gone: the run is cancelled with the response
+        } catch (const ApiError& e) {
+          write(sse(error_json(e)));
+        }
+        if (include_usage) {
+          Json j = envelope(chunk_object);
+          j["choices"] = Json::array();
+          j["usage"] = usage();
+          if (!write(sse(j))) return false;
+        }
+        write("data: [DONE]\n\n");
+        sink.done();
+        return true;
+      });
+}
+
 void OpenAiServer::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   const Json body = parse_request_body(req.body);
   TempFiles temps;
@@ -321,72 +396,18 @@ void OpenAiServer::Impl::chat(const httplib::Request& req, httplib::Response& re
   auto run = submit(std::move(requests));
   auto choices = std::make_shared<std::vector<ChatChoice>>();
   for (int i = 0; i < plan.params.n; ++i) choices->emplace_back(i, tokenizer(), plan);
-  const std::string id = random_id("chatcmpl-");
-  const int64_t created_at = unix_time();
   auto usage = [choices, prompt_tokens] {
     int64_t completion = 0;
     for (const ChatChoice& c : *choices) completion += c.usage().completion_tokens;
     return usage_json(prompt_tokens, completion, choices->front().usage().cached_tokens);
   };
-  auto envelope = [id, created_at, this](const char* object) {
-    Json j;
-    j["id"] = id;
-    j["object"] = object;
-    j["created"] = created_at;
-    j["model"] = model_id;
-    j["system_fingerprint"] = "gemma4.cpp";
-    return j;
-  };
-  ConnectionProbe probe(req);
-
-  if (!plan.params.stream) {
-    if (!drain(*run, choices->size(), probe,
-               [&](int i, const SequenceEvent& e) { return (*choices)[size_t(i)].on_event(e), true; }))
-      return;  // the client is gone; `run` cancels what is left
-    Json out = envelope("chat.completion");
-    Json list = Json::array();
-    for (const ChatChoice& c : *choices) list.push_back(c.choice());
-    out["choices"] = list;
-    out["usage"] = usage();
-    res.set_content(dump(out), "application/json");
-    return;
-  }
-
-  const bool include_usage = plan.params.include_usage;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream", [run, choices, envelope, usage, probe, include_usage](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        auto chunk = [&](const Json& choice) {
-          Json j = envelope("chat.completion.chunk");
-          j["choices"] = Json::array({choice});
-          return write(sse(j));
-        };
-        for (size_t i = 0; i < choices->size(); ++i) {
-          Json first = {{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr},
-                        {"finish_reason", nullptr}};
-          if (!chunk(first)) return false;
-        }
-        try {
-          const bool finished = drain(*run, choices->size(), probe, [&](int i, const SequenceEvent& e) {
-            for (const Json& entry : (*choices)[size_t(i)].on_event(e))
-              if (!chunk(entry)) return false;
-            return sink.is_writable();
-          });
-          if (!finished) return false;  // client gone: the run is cancelled with the response
-        } catch (const ApiError& e) {
-          write(sse(error_json(e)));
-        }
-        if (include_usage) {
-          Json j = envelope("chat.completion.chunk");
-          j["choices"] = Json::array();
-          j["usage"] = usage();
-          if (!write(sse(j))) return false;
-        }
-        write("data: [DONE]\n\n");
-        sink.done();
-        return true;
-      });
+  auto envelope = response_envelope(random_id("chatcmpl-"), model_id);
+  std::vector<Json> opening;  // the role, before any content
+  for (size_t i = 0; i < choices->size(); ++i)
+    opening.push_back({{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr},
+                       {"finish_reason", nullptr}});
+  respond(res, ConnectionProbe(req), run, choices, plan.params, "chat.completion", "chat.completion.chunk",
+          std::move(opening), envelope, usage);
 }
 
 void OpenAiServer::Impl::completions(const httplib::Request& req, httplib::Response& res) {
@@ -404,8 +425,6 @@ void OpenAiServer::Impl::completions(const httplib::Request& req, httplib::Respo
     }
   }
   auto run = submit(std::move(requests));
-  const std::string id = random_id("cmpl-");
-  const int64_t created_at = unix_time();
   auto usage = [choices, prompt_tokens] {
     int64_t completion = 0, cached = 0;
     for (const CompletionChoice& c : *choices) {
@@ -414,56 +433,9 @@ void OpenAiServer::Impl::completions(const httplib::Request& req, httplib::Respo
     }
     return usage_json(prompt_tokens, completion, cached);
   };
-  auto envelope = [id, created_at, this] {
-    Json j;
-    j["id"] = id;
-    j["object"] = "text_completion";
-    j["created"] = created_at;
-    j["model"] = model_id;
-    j["system_fingerprint"] = "gemma4.cpp";
-    return j;
-  };
-  ConnectionProbe probe(req);
-  if (!plan.params.stream) {
-    if (!drain(*run, choices->size(), probe,
-               [&](int i, const SequenceEvent& e) { return (*choices)[size_t(i)].on_event(e), true; }))
-      return;
-    Json out = envelope();
-    Json list = Json::array();
-    for (const CompletionChoice& c : *choices) list.push_back(c.choice());
-    out["choices"] = list;
-    out["usage"] = usage();
-    res.set_content(dump(out), "application/json");
-    return;
-  }
-  const bool include_usage = plan.params.include_usage;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream", [run, choices, envelope, usage, probe, include_usage](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        try {
-          const bool finished = drain(*run, choices->size(), probe, [&](int i, const SequenceEvent& e) {
-            if (auto entry = (*choices)[size_t(i)].on_event(e)) {
-              Json j = envelope();
-              j["choices"] = Json::array({*entry});
-              if (!write(sse(j))) return false;
-            }
-            return sink.is_writable();
-          });
-          if (!finished) return false;
-        } catch (const ApiError& e) {
-          write(sse(error_json(e)));
-        }
-        if (include_usage) {
-          Json j = envelope();
-          j["choices"] = Json::array();
-          j["usage"] = usage();
-          if (!write(sse(j))) return false;
-        }
-        write("data: [DONE]\n\n");
-        sink.done();
-        return true;
-      });
+  auto envelope = response_envelope(random_id("cmpl-"), model_id);
+  respond(res, ConnectionProbe(req), run, choices, plan.params, "text_completion", "text_completion", {},
+          envelope, usage);
 }
 
 void OpenAiServer::Impl::transcriptions(const httplib::Request& req, httplib::Response& res, bool translate) {
