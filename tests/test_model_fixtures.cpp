@@ -183,14 +183,7 @@ TEST(FixtureKvCacheTest, EachCacheTypeStaysWithinItsMeasuredError) {
     const json ref = read_json(dir / "ref_numpy" / (std::string("text.") + seq + ".json"));
     const std::vector<int32_t> ids = ref["ids"].get<std::vector<int32_t>>();
     for (const auto& c : cases) {
-      KvCache cache(model->hp, KvCacheConfig{int64_t(ids.size()), c.type, c.type});
-      ForwardPass forward(*model, pool, MatmulMode::kPrecise);
-      SequenceInput in;
-      in.cache = &cache;
-      in.tokens = ids;
-      for (size_t i = 0; i < ids.size(); ++i) in.output_rows.push_back(int32_t(i));
-      std::vector<float> logits;
-      forward.run(std::span<SequenceInput>(&in, 1), logits);
+      const std::vector<float> logits = test::prefill_logits(*model, ids, pool, MatmulMode::kPrecise, c.type);
       const int64_t V = model->n_vocab();
       double worst = 0;
       for (const auto& [pos, row] : ref["logits"].items()) {
