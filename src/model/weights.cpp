@@ -13,7 +13,22 @@ std::string shape_of(const std::vector<int64_t>& ne) {
   return s + "]";
 }
 
-void check_shape(const GgufFile& f, const GgufTensorInfo& t, const std::vector<int64_t>& ne) {
+WeightMatrix matrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
+  return bind_weight_matrix(f, f.tensor(name), rows, cols);
+}
+
+// 1-D vectors (norm weights, factors) are small: decode them to float once at load.
+std::vector<float> vector_f32(const GgufFile& f, const std::string& name, int64_t n) {
+  const GgufTensorInfo& t = f.tensor(name);
+  check_tensor_shape(f, t, {n});
+  std::vector<float> out(static_cast<size_t>(n));
+  dequantize_row(t.type, t.data, out.data(), n);
+  return out;
+}
+
+}  // namespace
+
+void check_tensor_shape(const GgufFile& f, const GgufTensorInfo& t, const std::vector<int64_t>& ne) {
   bool ok = t.n_dims == int(ne.size());
   for (size_t i = 0; ok && i < ne.size(); ++i) ok = t.ne[i] == ne[i];
   if (!ok)
@@ -25,8 +40,8 @@ void check_shape(const GgufFile& f, const GgufTensorInfo& t, const std::vector<i
          "Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
 }
 
-WeightMatrix bind_matrix(const GgufFile& f, const GgufTensorInfo& t, int64_t rows, int64_t cols) {
-  check_shape(f, t, {cols, rows});
+WeightMatrix bind_weight_matrix(const GgufFile& f, const GgufTensorInfo& t, int64_t rows, int64_t cols) {
+  check_tensor_shape(f, t, {cols, rows});
   WeightMatrix m;
   m.name = t.name;
   m.type = t.type;
@@ -37,20 +52,6 @@ WeightMatrix bind_matrix(const GgufFile& f, const GgufTensorInfo& t, int64_t row
   return m;
 }
 
-WeightMatrix matrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
-  return bind_matrix(f, f.tensor(name), rows, cols);
-}
-
-// 1-D vectors (norm weights, factors) are small: decode them to float once at load.
-std::vector<float> vector_f32(const GgufFile& f, const std::string& name, int64_t n) {
-  const GgufTensorInfo& t = f.tensor(name);
-  check_shape(f, t, {n});
-  std::vector<float> out(static_cast<size_t>(n));
-  dequantize_row(t.type, t.data, out.data(), n);
-  return out;
-}
-
-}  // namespace
 
 Gemma4Weights bind_gemma4_weights(const GgufFile& f, const Gemma4HParams& hp) {
   Gemma4Weights w;
@@ -60,7 +61,7 @@ Gemma4Weights bind_gemma4_weights(const GgufFile& f, const Gemma4HParams& hp) {
     if (t.n_dims != 2 || t.ne[0] != d)
       fail(f.path(), ": tensor 'token_embd.weight' has shape ", t.shape_string(), ", expected [", d,
            ", n_vocab]");
-    w.token_embd = bind_matrix(f, t, t.ne[1], d);
+    w.token_embd = bind_weight_matrix(f, t, t.ne[1], d);
   }
   if (f.find_tensor("output.weight"))
     fail(f.path(), ": has an 'output.weight' tensor; Gemma 4 ties the output to token_embd");

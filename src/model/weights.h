@@ -10,6 +10,7 @@
 namespace g4 {
 
 class GgufFile;
+struct GgufTensorInfo;
 
 struct LayerWeights {
   std::vector<float> attn_norm;        // [d]        HF input_layernorm
@@ -34,6 +35,12 @@ struct Gemma4Weights {
   std::vector<float> rope_freq_factors;  // [n_rot_full/2] divisors of the full-layer frequencies; empty = all 1
   std::vector<LayerWeights> layers;
 };
+
+// Throws g4::Error naming the file and tensor when `t` does not have dimensions `ne` (ggml order) or
+// has a weight type the engine cannot compute with.
+void check_tensor_shape(const GgufFile& f, const GgufTensorInfo& t, const std::vector<int64_t>& ne);
+// `t` as a rows x cols matrix used in place, after check_tensor_shape.
+WeightMatrix bind_weight_matrix(const GgufFile& f, const GgufTensorInfo& t, int64_t rows, int64_t cols);
 
 // Throws g4::Error naming the file and tensor for a missing tensor, a wrong shape (expected vs
 // found) or a weight type the engine cannot compute with.

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "model/weights.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
 
@@ -14,21 +15,9 @@ namespace {
 
 constexpr float kLayerNormEps = 1e-5f;  // spec §3.3: torch's default, hard-coded in llama.cpp too
 
-void check_shape(const GgufFile& f, const GgufTensorInfo& t, std::vector<int64_t> ne) {
-  bool ok = t.n_dims == int(ne.size());
-  for (size_t i = 0; ok && i < ne.size(); ++i) ok = t.ne[i] == ne[i];
-  if (!ok) {
-    std::string want = "[";
-    for (size_t i = 0; i < ne.size(); ++i) want += cat(i ? ", " : "", ne[i]);
-    fail(f.path(), ": tensor '", t.name, "' has shape ", t.shape_string(), ", expected ", want, "]");
-  }
-  if (!type_is_supported(t.type))
-    fail(f.path(), ": tensor '", t.name, "' has unsupported type ", ggml_type_name(t.type));
-}
-
 std::vector<float> read_f32(const GgufFile& f, const std::string& name, std::vector<int64_t> ne) {
   const GgufTensorInfo& t = f.tensor(name);
-  check_shape(f, t, ne);
+  check_tensor_shape(f, t, ne);
   std::vector<float> out(size_t(t.n_elements()));
   const int64_t row = t.ne[0];
   for (int64_t r = 0; r < t.n_elements() / row; ++r)
@@ -37,16 +26,7 @@ std::vector<float> read_f32(const GgufFile& f, const std::string& name, std::vec
 }
 
 WeightMatrix read_matrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
-  const GgufTensorInfo& t = f.tensor(name);
-  check_shape(f, t, {cols, rows});
-  WeightMatrix m;
-  m.name = name;
-  m.type = t.type;
-  m.rows = rows;
-  m.cols = cols;
-  m.row_bytes = ggml_row_bytes(t.type, cols);
-  m.data = t.data;
-  return m;
+  return bind_weight_matrix(f, f.tensor(name), rows, cols);
 }
 
 float epsilon(const GgufFile& f, const char* key) {
