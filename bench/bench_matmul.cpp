@@ -1,6 +1,6 @@
 // matmul on the 12B's projection shapes, per weight type, CPU level, mode and token count.
-// Decode (1 token) is reported as weight bytes/s against the memory bandwidth; prefill as
-// multiply-adds/s. Names: Matmul/<level>/<type>/<mode>/<rows>x<cols>/t<tokens>/threads:<n>.
+// Decode (1 token; 8 tokens: a batched decode step) is reported as weight bytes/s against the memory bandwidth; prefill as
+// multiply-adds/s. Weights are interleaved where the model loader would (ops/repack.h). Names: Matmul/<level>/<type>/<mode>/<rows>x<cols>/t<tokens>/threads:<n>.
 //   gemma4_microbench --benchmark_filter='Matmul/avx2/Q4_0/fast/.*t1/'
 #include <benchmark/benchmark.h>
 
@@ -16,6 +16,7 @@
 #include "ops/kernels.h"
 #include "ops/matmul.h"
 #include "ops/quant.h"
+#include "ops/repack.h"
 
 namespace {
 
@@ -51,13 +52,20 @@ std::shared_ptr<Weights> make_weights(g4::GgmlType type, int64_t rows, int64_t c
 
 void BM_Matmul(benchmark::State& state, g4::CpuLevel level, g4::GgmlType type, g4::MatmulMode mode,
                int64_t rows, int64_t cols, int64_t tokens, int threads) {
-  const auto weights = make_weights(type, rows, cols);
+  auto weights = make_weights(type, rows, cols);
+  const g4::KernelTable& kernels = g4::kernel_table(level);
+  if (g4::can_interleave(kernels, weights->w)) {  // as the model loader does
+    std::vector<uint8_t> interleaved(weights->bytes.size());
+    g4::interleave_groups(weights->w, 0, rows / g4::kInterleaveRows, interleaved.data());
+    weights->bytes.swap(interleaved);
+    weights->w.data = weights->bytes.data();
+    weights->w.interleaved_rows = g4::kInterleaveRows;
+  }
   g4::ThreadPool pool(threads);
   std::mt19937 rng(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(tokens * cols)), y(static_cast<size_t>(tokens * rows));
   for (float& v : x) v = dist(rng);
-  const g4::KernelTable& kernels = g4::kernel_table(level);
   for (auto _ : state) {
     g4::matmul(kernels, weights->w, x.data(), cols, tokens, y.data(), rows, pool, mode);
     benchmark::DoNotOptimize(y.data());
@@ -84,7 +92,7 @@ const bool kRegistered = [] {
     for (g4::GgmlType type : types)
       for (g4::MatmulMode mode : {g4::MatmulMode::kFast, g4::MatmulMode::kPrecise})
         for (const Shape& s : shapes)
-          for (int64_t tokens : {1, 128}) {
+          for (int64_t tokens : {1, 8, 128}) {
             if (s.rows > 100000 && tokens > 1) continue;
             for (int threads : {1, 2}) {
               const std::string name = std::string("Matmul/") + g4::cpu_level_name(level) + "/" +

@@ -23,6 +23,7 @@
 #include "ops/kernels.h"
 #include "ops/matmul.h"
 #include "ops/quant.h"
+#include "ops/repack.h"
 
 namespace g4 {
 namespace {
@@ -350,19 +351,19 @@ TEST(KernelQuantTileTest, ScalarTileEqualsDotOfDequantizedValues) {
   for (GgmlType type : kQuantTypes) {
     const int block = act_block_size(type);
     const int64_t n = block * 3;
-    const TestMatrix m = make_matrix(type, kTileRows, n, 21);
+    const TestMatrix m = make_matrix(type, kQuantTileRows, n, 21);
     const TileInputs in = tile_inputs(scalar(), block, n, 22);
     const ActView a = view_of(in.acts, block, n);
-    std::vector<float> y(size_t(kTestTokens * kTileRows));
-    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kTileRows, a, kTestTokens, n / block,
-                                  y.data(), kTileRows, false);
+    std::vector<float> y(size_t(kTestTokens * kQuantTileRows));
+    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kQuantTileRows, a, kTestTokens, n / block,
+                                  y.data(), kQuantTileRows, false);
     for (int t = 0; t < kTestTokens; ++t) {
       std::vector<float> xd(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i)
         xd[size_t(i)] = a.d[t * a.d_stride + i / block] * float(a.q[t * a.q_stride + i]);
-      for (int r = 0; r < kTileRows; ++r) {
+      for (int r = 0; r < kQuantTileRows; ++r) {
         const float want = dot_row_ref(type, m.w.row(r), xd.data(), n);
-        EXPECT_NEAR(y[size_t(t * kTileRows + r)], want,
+        EXPECT_NEAR(y[size_t(t * kQuantTileRows + r)], want,
                     1e-5 * abs_dot(type, m.w.row(r), a, block, t, n))
             << ggml_type_name(type) << " r=" << r << " t=" << t;
       }
@@ -380,11 +381,11 @@ TEST(KernelQuantTileTest, SimdTilesMatchScalarOnOddShapes) {
           continue;  // 65 > one 64-super-block pass
         if (block == 32 && n_blocks == 65) continue;
         const int64_t n = n_blocks * block;
-        const TestMatrix m = make_matrix(type, kTileRows, n, uint32_t(31 + n_blocks));
+        const TestMatrix m = make_matrix(type, kQuantTileRows, n, uint32_t(31 + n_blocks));
         const TileInputs in = tile_inputs(scalar(), block, n, uint32_t(32 + n_blocks));
         const ActView a = view_of(in.acts, block, n);
-        const int64_t ys = kTileRows + 3;
-        for (int rows = 1; rows <= kTileRows; ++rows)
+        const int64_t ys = kQuantTileRows + 3;
+        for (int rows = 1; rows <= kQuantTileRows; ++rows)
           for (int tokens = 1; tokens <= kTestTokens; ++tokens)
             for (bool accumulate : {false, true}) {
               std::vector<float> y(size_t(kTestTokens * ys), 0.25f), y_ref = y;
@@ -488,6 +489,149 @@ TEST(KernelMatmulTest, FastModeAgreesAcrossLevelsAndIsWithinActivationRounding) 
           ASSERT_NEAR(y[i], y_scalar[i], 1e-5 * scale[i] * 1.1)
               << cpu_level_name(l) << " " << ggml_type_name(type) << " " << c.rows << "x" << c.cols
               << " tokens " << c.tokens << " i=" << i;
+      }
+    }
+  }
+}
+
+// ---- interleaved weights (ops/repack.h) ----
+
+// The activation view `blocks` blocks further along the columns.
+ActView offset_by_blocks(ActView a, int64_t blocks, int block) {
+  a.q += blocks * block;
+  a.d += blocks;
+  if (a.dsum) a.dsum += blocks;
+  if (a.bsum) a.bsum += blocks * (block / 16);
+  return a;
+}
+
+// The interleaved copy of a plain matrix (rows a multiple of 8), as the model loader makes it.
+TestMatrix interleaved(const TestMatrix& plain) {
+  TestMatrix m;
+  m.w = plain.w;
+  m.bytes.assign(plain.bytes.size(), 0xEE);
+  interleave_groups(plain.w, 0, plain.w.rows / kInterleaveRows, m.bytes.data());
+  m.w.data = m.bytes.data();
+  m.w.interleaved_rows = kInterleaveRows;
+  return m;
+}
+
+TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0}) {  // 16 and 32 code bytes per block
+    const TestMatrix plain = make_matrix(type, 16, 32 * 7, 61);
+    const TestMatrix il = interleaved(plain);
+    EXPECT_NE(std::memcmp(il.bytes.data(), plain.bytes.data(), size_t(16 * plain.w.row_bytes)), 0);
+    const int64_t bb = ggml_type_info(type).block_bytes;
+    for (int64_t r = 0; r < 16; ++r)
+      for (int64_t b0 : {0, 3})
+        for (int64_t n : {int64_t(1), 7 - b0}) {
+          std::vector<uint8_t> got(size_t(n * bb)), want(size_t(n * bb));
+          copy_row_blocks(il.w, r, b0, n, got.data());
+          copy_row_blocks(plain.w, r, b0, n, want.data());
+          ASSERT_EQ(got, want) << ggml_type_name(type) << " row " << r << " blocks " << b0 << "+" << n;
+        }
+  }
+}
+
+// The interleaved tiles against the scalar tile on the plain rows, and bit-identical per
+// (row, token) whatever the number of tokens in the call or where the columns are cut.
+TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPanels) {
+  int tested = 0;
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (GgmlType type : kQuantTypes) {
+      const QuantTileFn tile = k.interleaved_tile(type);
+      if (!tile) continue;
+      ++tested;
+      const int block = act_block_size(type);
+      for (int64_t n_blocks : {1, 2, 3, 9, 64, 130}) {
+        const int64_t n = n_blocks * block;
+        const TestMatrix plain = make_matrix(type, kInterleaveRows, n, uint32_t(71 + n_blocks));
+        const TestMatrix il = interleaved(plain);
+        const TileInputs in = tile_inputs(scalar(), block, n, uint32_t(72 + n_blocks));
+        const ActView a = view_of(in.acts, block, n);
+        const int64_t ys = kInterleaveRows + 3;
+        const int64_t bb = ggml_type_info(type).block_bytes;
+        std::vector<float> all(size_t(kTestTokens * ys), 0.25f);  // every token in one call
+        tile(il.w.data, il.w.row_bytes, kInterleaveRows, a, kTestTokens, n_blocks, all.data(), ys,
+             false);
+        for (int rows = 1; rows <= kInterleaveRows; ++rows)
+          for (int tokens = 1; tokens <= kTestTokens; tokens += 3)
+            for (bool accumulate : {false, true}) {
+              std::vector<float> y(size_t(kTestTokens * ys), 0.25f), y_ref = y;
+              tile(il.w.data, il.w.row_bytes, rows, a, tokens, n_blocks, y.data(), ys, accumulate);
+              scalar().quantized_tile(type)(plain.w.data, plain.w.row_bytes, rows, a, tokens,
+                                            n_blocks, y_ref.data(), ys, accumulate);
+              for (int t = 0; t < kTestTokens; ++t)
+                for (int r = 0; r < ys; ++r) {
+                  const size_t i = size_t(t * ys + r);
+                  if (t >= tokens || r >= rows) {
+                    ASSERT_EQ(y[i], 0.25f) << "wrote outside the tile";
+                    continue;
+                  }
+                  const double tol = 1e-5 * (abs_dot(type, plain.w.row(r), a, block, t, n) +
+                                             (accumulate ? 0.25 : 0.0));
+                  ASSERT_NEAR(y[i], y_ref[i], tol)
+                      << cpu_level_name(l) << " " << ggml_type_name(type) << " blocks="
+                      << n_blocks << " rows=" << rows << " tokens=" << tokens << " r=" << r;
+                  if (!accumulate) {
+                    ASSERT_TRUE(same_bits_or_both_nan(y[i], all[i]))
+                        << "token " << t << " changed with the token count";
+                  }
+                }
+            }
+        // Columns cut in two calls (the second accumulating): the same bits as one call.
+        if (n_blocks > 1) {
+          const int64_t cut = n_blocks / 2;
+          std::vector<float> y(size_t(kTestTokens * ys), 0.25f);
+          tile(il.w.data, il.w.row_bytes, kInterleaveRows, a, kTestTokens, cut, y.data(), ys, false);
+          tile(il.w.data + cut * kInterleaveRows * bb, il.w.row_bytes, kInterleaveRows,
+               offset_by_blocks(a, cut, block), kTestTokens, n_blocks - cut, y.data(), ys, true);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_TRUE(same_bits_or_both_nan(y[i], all[i])) << "panel cut changed i=" << i;
+        }
+      }
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no CPU level here has an interleaved tile";
+}
+
+// matmul on interleaved weights: the same results as on the plain matrix, in precise mode (bit
+// for bit) and in fast mode (within the activation rounding of the plain tile), on every level
+// (levels without an interleaved tile copy the rows back to the plain layout).
+TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
+  ThreadPool pool(2);
+  const MatmulCase cases[] = {{8, 256, 1}, {16, 512, 3}, {24, 7168, 37}};
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0}) {
+    for (const MatmulCase& c : cases) {
+      const TestMatrix plain = make_matrix(type, c.rows, c.cols, 81);
+      const TestMatrix il = interleaved(plain);
+      const auto x = gaussian(c.tokens * c.cols, 82);
+      std::vector<double> y_exact, scale;
+      reference_matmul(plain.w, x, c.cols, c.tokens, y_exact, scale);
+      for (CpuLevel l : supported_cpu_levels()) {
+        for (MatmulMode mode : {MatmulMode::kPrecise, MatmulMode::kFast}) {
+          std::vector<float> y(size_t(c.tokens * c.rows)), y_plain = y;
+          matmul(kernel_table(l), il.w, x.data(), c.cols, c.tokens, y.data(), c.rows, pool, mode);
+          matmul(kernel_table(l), plain.w, x.data(), c.cols, c.tokens, y_plain.data(), c.rows,
+                 pool, mode);
+          const bool same_kernel = mode == MatmulMode::kPrecise || !kernel_table(l).interleaved_tile(type);
+          for (size_t i = 0; i < y.size(); ++i) {
+            if (same_kernel)
+              ASSERT_TRUE(same_bits_or_both_nan(y[i], y_plain[i]))
+                  << cpu_level_name(l) << " " << ggml_type_name(type) << " i=" << i;
+            else
+              ASSERT_NEAR(y[i], y_plain[i], 2.2e-5 * scale[i])  // each within 1.1e-5 of scalar
+                  << cpu_level_name(l) << " " << ggml_type_name(type) << " i=" << i;
+          }
+        }
+      }
+      // Embedding lookup reads the interleaved rows back.
+      std::vector<float> row(size_t(c.cols)), want(size_t(c.cols));
+      for (int64_t r : {int64_t(0), c.rows - 1}) {
+        weight_row_f32(il.w, r, row.data());
+        dequantize_row(type, plain.w.row(r), want.data(), c.cols);
+        ASSERT_EQ(row, want) << "row " << r;
       }
     }
   }

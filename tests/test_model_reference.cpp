@@ -11,7 +11,9 @@
 #include "formats/gguf.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "ops/kernels.h"
 #include "ops/quant.h"
+#include "ops/repack.h"
 #include "runtime/sampler.h"
 #include "test_util.h"
 
@@ -348,13 +350,20 @@ namespace {
 
 // A sequence's logits do not depend on what else shares the forward pass, on how its prompt is
 // chunked or on the thread count: batched serving must return exactly what a request gets alone.
-TEST(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThreadCounts) {
+// F32 weights, and Q4_0 ones (interleaved at load where the CPU has the kernel, ops/repack.h).
+class ForwardBatchInvarianceTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThreadCounts) {
   test::TempDir dir;
   ThreadPool pool1(1), pool2(2);
   RandomModelSpec spec;  // tiny: window 8, so chunks cross the window
+  spec.type = GetParam();
   const std::string path = (dir / "model.gguf").string();
   write_random_gemma4(spec, path, pool2);
   const auto model = Gemma4Model::load(path);
+  const bool interleaved = active_kernels().interleaved_tile(spec.type) != nullptr;
+  EXPECT_EQ(model->weights.layers[0].w_up.interleaved_rows, interleaved ? kInterleaveRows : 1);
+  EXPECT_EQ(model->weights.token_embd.interleaved_rows, interleaved ? kInterleaveRows : 1);
   const std::vector<int32_t> a = random_ids(30, spec.n_vocab, 1), b = random_ids(17, spec.n_vocab, 2);
 
   // Logits of every position of `ids`, fed in chunks, optionally alongside another sequence.
@@ -392,6 +401,10 @@ TEST(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThreadC
     EXPECT_EQ(run(pool1, 4, &b, mode), alone) << "batched, one thread";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(WeightTypes, ForwardBatchInvarianceTest,
+                         ::testing::Values(GgmlType::F32, GgmlType::Q4_0),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
 }  // namespace
 }  // namespace g4

@@ -17,6 +17,9 @@ struct WeightMatrix {
   int64_t cols = 0;
   int64_t row_bytes = 0;
   const uint8_t* data = nullptr;
+  // 1: the GGUF layout (row after row). kInterleaveRows (ops/repack.h): rows stored in groups of
+  // 8, block by block, for the SIMD kernels; row() is then meaningless (use copy_row_blocks).
+  int interleaved_rows = 1;
 
   bool present() const { return data != nullptr; }
   const uint8_t* row(int64_t r) const { return data + r * row_bytes; }

@@ -19,6 +19,7 @@ std::unique_ptr<Gemma4Model> Gemma4Model::load(const std::string& path) {
   const GgufFile& f = *model->gguf;
   model->hp = read_gemma4_hparams(f);
   model->weights = bind_gemma4_weights(f, model->hp);
+  model->interleaved = interleave_for_kernels(model->weights);
   model->hp.n_vocab = int(model->weights.token_embd.rows);
   const int n_vocab = model->hp.n_vocab;
   if (f.has("tokenizer.ggml.tokens")) {

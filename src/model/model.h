@@ -18,6 +18,7 @@
 #include "formats/gguf.h"
 #include "model/hparams.h"
 #include "model/kv_cache.h"
+#include "core/large_buffer.h"
 #include "model/weights.h"
 #include "ops/matmul.h"
 #include "runtime/sampler.h"
@@ -40,6 +41,8 @@ struct Gemma4Model {
   std::unique_ptr<HfCheckpoint> checkpoint;
   Gemma4HParams hp;
   Gemma4Weights weights;
+  // Matrices re-laid out for the SIMD kernels at load (ops/repack.h); weights point into them.
+  std::vector<LargeBuffer> interleaved;
   std::unique_ptr<Tokenizer> tokenizer;     // null when the file carries no vocabulary
   std::optional<std::string> chat_template; // tokenizer.chat_template, when present
   SamplingParams sampling_defaults;         // general.sampling.*, else Gemma 4's published ones

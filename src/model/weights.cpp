@@ -1,8 +1,12 @@
 #include "model/weights.h"
 
 #include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "ops/kernels.h"
 #include "ops/quant.h"
+#include "ops/repack.h"
 
 namespace g4 {
 namespace {
@@ -128,5 +132,31 @@ WeightsFootprint weights_footprint(const Gemma4Weights& w) {
 }
 
 int64_t weights_size_bytes(const Gemma4Weights& w) { return weights_footprint(w).bytes; }
+
+std::vector<LargeBuffer> interleave_for_kernels(Gemma4Weights& w) {
+  const KernelTable& kernels = active_kernels();
+  std::vector<WeightMatrix*> todo;
+  auto consider = [&](WeightMatrix& m) {
+    if (m.present() && can_interleave(kernels, m)) todo.push_back(&m);
+  };
+  consider(w.token_embd);
+  for (LayerWeights& l : w.layers)
+    for (WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) consider(*m);
+  std::vector<LargeBuffer> buffers;
+  if (todo.empty()) return buffers;
+  ThreadPool pool(0);
+  for (WeightMatrix* m : todo) {
+    const size_t bytes = size_t(m->rows * m->row_bytes);
+    LargeBuffer& out = buffers.emplace_back(bytes);
+    const int64_t groups = m->rows / kInterleaveRows;
+    pool.parallel_for(groups, 64, [&](int64_t begin, int64_t end, int) {
+      interleave_groups(*m, begin, end, out.data());
+    });
+    release_mapped_pages(m->data, bytes);
+    m->data = out.data();
+    m->interleaved_rows = kInterleaveRows;
+  }
+  return buffers;
+}
 
 }  // namespace g4

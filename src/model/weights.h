@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "core/large_buffer.h"
 #include "core/tensor.h"
 #include "model/hparams.h"
 
@@ -46,13 +47,18 @@ WeightMatrix bind_weight_matrix(const GgufFile& f, const GgufTensorInfo& t, int6
 // found) or a weight type the engine cannot compute with.
 Gemma4Weights bind_gemma4_weights(const GgufFile& file, const Gemma4HParams& hp);
 
-// Bytes of all tensors the model uses (what has to be read from disk / memory).
 // Bytes the bound tensors occupy (as stored) and how many parameters they hold.
 struct WeightsFootprint {
   int64_t bytes = 0;
   int64_t parameters = 0;
 };
 WeightsFootprint weights_footprint(const Gemma4Weights& w);
+
+// Copies every matrix the active kernels have an interleaved tile for (ops/repack.h) into the
+// interleaved layout, points it there and drops its file pages from memory (they are read back
+// only if the file is mapped again), so the resident size stays that of the weights. Returns the
+// buffers, which must outlive `w`.
+std::vector<LargeBuffer> interleave_for_kernels(Gemma4Weights& w);
 int64_t weights_size_bytes(const Gemma4Weights& w);
 
 }  // namespace g4

@@ -17,10 +17,12 @@
 
 namespace g4 {
 
-// Tile of one kernel call: up to kTileRows weight rows; a float tile takes up to kTileTokens
-// activation rows, a quantized tile any number.
+// Tile of one kernel call: a float tile takes up to kTileRows weight rows and kTileTokens
+// activation rows; a quantized tile up to kQuantTileRows weight rows (8: one group of
+// interleaved rows, ops/repack.h) and any number of activation rows.
 constexpr int kTileRows = 4;
 constexpr int kTileTokens = 4;
+constexpr int kQuantTileRows = 8;
 
 // Activation rows quantized for the integer dot products (x ~ d * q per block, q in [-127, 127],
 // d = max|x| / 127, q = x / d rounded to nearest even). Two block shapes, picked by weight type:
@@ -49,12 +51,16 @@ using QuantizeAct32Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d,
 using QuantizeAct256Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, int16_t* bsum);
 
 // y[t * y_stride + r] = (or +=, when accumulate) sum over n_blocks weight blocks of W row r
-// against activation row t, for r < n_rows <= kTileRows and every t < n_tokens (any count: the
+// against activation row t, for r < n_rows <= kQuantTileRows and every t < n_tokens (any count: the
 // kernel decodes each weight block's scales once and unpacks its codes once per group of a few
 // tokens). `w` is the first block of row 0; rows are w_row_bytes apart.
 using QuantTileFn = void (*)(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act,
                              int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
                              bool accumulate);
+
+// The same on weights in the interleaved layout of ops/repack.h: `w` is the record of the call's
+// first block in one group of kInterleaveRows rows (records follow each other block by block),
+// n_rows <= kInterleaveRows of the group's rows are stored, w_row_bytes is not used.
 
 // The float version: y[t * y_stride + r] (+)= sum_{i < k} w[r * w_stride + i] * x[t * x_stride +
 // i].
@@ -87,9 +93,11 @@ struct KernelTable {
   // like F16/BF16, has no quantized tile).
   DequantizeFn dequantize[kTypeSlots] = {};
   QuantTileFn quant_tile[kTypeSlots] = {};
+  QuantTileFn quant_tile_interleaved[kTypeSlots] = {};  // ops/repack.h layout (SIMD levels only)
 
   DequantizeFn dequantizer(GgmlType type) const { return dequantize[size_t(type)]; }
   QuantTileFn quantized_tile(GgmlType type) const { return quant_tile[size_t(type)]; }
+  QuantTileFn interleaved_tile(GgmlType type) const { return quant_tile_interleaved[size_t(type)]; }
 };
 
 // The table of a supported level (throws g4::Error for one this machine cannot run).

@@ -243,7 +243,7 @@ template <class Block>
 void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act,
                        int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
                        bool accumulate) {
-  std::vector<float> acc(size_t(kTileRows * n_tokens), 0.0f);  // [r][t]
+  std::vector<float> acc(size_t(n_rows * n_tokens), 0.0f);  // [r][t]
   for (int r = 0; r < n_rows; ++r)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const auto unpacked = codes(load_block<Block>(w + r * w_row_bytes, b));

@@ -1,7 +1,7 @@
 // matmul's loops around the kernels of ops/kernels.h.
 //
-// Work unit: a row tile (kTileRows weight rows). Threads take chunks of consecutive row tiles from
-// a shared counter, so each streams its weights in order.
+// Work unit: a row tile (kTileRows weight rows, kQuantTileRows in fast mode). Threads take chunks
+// of consecutive row tiles from a shared counter, so each streams its weights in order.
 // Decode (few tokens): every weight byte is read once per matmul, by one thread; the kernels
 // prefetch the next rows while working on the current ones, so the two cores together keep the
 // memory bus busy (the speed limit: bytes of weights / bandwidth).
@@ -20,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "ops/kernels.h"
 #include "ops/quant.h"
+#include "ops/repack.h"
 
 namespace g4 {
 namespace {
@@ -55,12 +56,12 @@ void check_matmul(const WeightMatrix& w) {
          ggml_type_name(w.type), " blocks of ", block);
 }
 
-// Calls fn(row0, n_rows) for each tile of kTileRows rows in tiles [tile_begin, tile_end).
+// Calls fn(row0, n_rows) for each tile of `height` rows in tiles [tile_begin, tile_end).
 template <class Fn>
-void for_row_tiles(int64_t tile_begin, int64_t tile_end, int64_t rows, Fn&& fn) {
+void for_row_tiles(int64_t tile_begin, int64_t tile_end, int64_t rows, int height, Fn&& fn) {
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-    const int64_t r0 = tile * kTileRows;
-    fn(r0, int(std::min<int64_t>(kTileRows, rows - r0)));
+    const int64_t r0 = tile * height;
+    fn(r0, int(std::min<int64_t>(height, rows - r0)));
   }
 }
 
@@ -92,10 +93,14 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
   const int64_t block = ggml_type_info(w.type).block_size,
                 block_bytes = ggml_type_info(w.type).block_bytes;
 
+  const bool interleaved = w.interleaved_rows > 1;
   std::vector<std::unique_ptr<float[]>> decoded(size_t(pool.size()));  // per thread
+  std::vector<std::unique_ptr<uint8_t[]>> raw(size_t(pool.size()));   // interleaved: one row's blocks
   for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int thread) {
-    if (decode && !decoded[size_t(thread)])
+    if (decode && !decoded[size_t(thread)]) {
       decoded[size_t(thread)] = uninitialized<float>(kTileRows * panel);
+      if (interleaved) raw[size_t(thread)] = uninitialized<uint8_t>(panel / block * block_bytes);
+    }
     float* buffer = decoded[size_t(thread)].get();
     // One row tile against every token, for columns [c0, c0 + width).
     auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
@@ -105,8 +110,14 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
         rows_f32 = reinterpret_cast<const float*>(w.row(r0)) + c0;
         w_stride = w.row_bytes / int64_t(sizeof(float));
       } else {
-        for (int r = 0; r < n_rows; ++r)
-          decode(w.row(r0 + r) + c0 / block * block_bytes, buffer + r * width, width);
+        for (int r = 0; r < n_rows; ++r) {
+          const uint8_t* blocks = w.row(r0 + r) + c0 / block * block_bytes;
+          if (interleaved) {
+            copy_row_blocks(w, r0 + r, c0 / block, width / block, raw[size_t(thread)].get());
+            blocks = raw[size_t(thread)].get();
+          }
+          decode(blocks, buffer + r * width, width);
+        }
         rows_f32 = buffer;
         w_stride = width;
       }
@@ -117,13 +128,13 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
       }
     };
     if (T <= kTileTokens) {  // few tokens: each row tile runs through all columns while in cache
-      for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {
+      for_row_tiles(tile_begin, tile_end, w.rows, kTileRows, [&](int64_t r0, int n_rows) {
         for (int64_t p = 0; p < n_panels; ++p)
           run_tile(r0, n_rows, p * panel, std::min(panel, cols - p * panel), p > 0);
       });
     } else {  // many tokens: one activation panel stays in cache while the chunk's row tiles pass
       for (int64_t p = 0; p < n_panels; ++p)
-        for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {
+        for_row_tiles(tile_begin, tile_end, w.rows, kTileRows, [&](int64_t r0, int n_rows) {
           run_tile(r0, n_rows, p * panel, std::min(panel, cols - p * panel), p > 0);
         });
     }
@@ -160,9 +171,16 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
   const int64_t block_bytes = ggml_type_info(w.type).block_bytes;
   const int64_t panel = T <= kTileTokens ? cols : panel_columns(cols, T, 1);
   const int64_t n_panels = (cols + panel - 1) / panel;
-  const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
+  const int64_t n_tiles = (w.rows + kQuantTileRows - 1) / kQuantTileRows;
 
-  for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
+  // Interleaved weights (ops/repack.h) go to the interleaved kernel; a table without one (the
+  // scalar reference, NEON) gets the tile's rows copied back to the plain layout first.
+  const bool interleaved = w.interleaved_rows > 1;
+  const QuantTileFn interleaved_tile = interleaved ? k.interleaved_tile(w.type) : nullptr;
+  std::vector<std::unique_ptr<uint8_t[]>> plain(size_t(pool.size()));  // per thread
+  for_tile_chunks(pool, n_tiles, [&](int64_t tile_begin, int64_t tile_end, int thread) {
+    if (interleaved && !interleaved_tile && !plain[size_t(thread)])
+      plain[size_t(thread)] = uninitialized<uint8_t>(kQuantTileRows * (panel / wb) * block_bytes);
     // One row tile against every token (the kernel decodes the rows' scales once), for columns
     // [c0, c0 + width).
     auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
@@ -176,11 +194,22 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
         act.bsum = bsum.get() + c0 / 16;
         act.bsum_stride = cols / 16;
       }
-      tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, width / wb, y + r0,
-           y_stride, accumulate);
+      const int64_t nb = width / wb;
+      if (interleaved_tile) {
+        interleaved_tile(interleaved_block(w, r0, c0 / wb), w.row_bytes, n_rows, act, T, nb, y + r0,
+                         y_stride, accumulate);
+      } else if (interleaved) {
+        uint8_t* rows = plain[size_t(thread)].get();
+        for (int r = 0; r < n_rows; ++r)
+          copy_row_blocks(w, r0 + r, c0 / wb, nb, rows + r * nb * block_bytes);
+        tile(rows, nb * block_bytes, n_rows, act, T, nb, y + r0, y_stride, accumulate);
+      } else {
+        tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, nb, y + r0, y_stride,
+             accumulate);
+      }
     };
     for (int64_t p = 0; p < n_panels; ++p)
-      for_row_tiles(tile_begin, tile_end, w.rows, [&](int64_t r0, int n_rows) {
+      for_row_tiles(tile_begin, tile_end, w.rows, kQuantTileRows, [&](int64_t r0, int n_rows) {
         run_tile(r0, n_rows, p * panel, std::min(panel, cols - p * panel), p > 0);
       });
   });
@@ -189,6 +218,15 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
 }  // namespace
 
 void weight_row_f32(const WeightMatrix& w, int64_t row, float* out) {
+  if (w.interleaved_rows > 1) {
+    std::vector<uint8_t> plain(size_t(w.row_bytes));
+    copy_row_blocks(w, row, 0, w.cols / ggml_type_info(w.type).block_size, plain.data());
+    WeightMatrix one = w;
+    one.rows = 1;
+    one.data = plain.data();
+    one.interleaved_rows = 1;
+    return weight_row_f32(one, 0, out);
+  }
   const DequantizeFn decode = active_kernels().dequantizer(w.type);
   if (decode && w.cols % ggml_type_info(w.type).block_size == 0)
     decode(w.row(row), out, w.cols);

@@ -684,6 +684,87 @@ void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, 
   }
 }
 
+// ---- quantized tiles, Q4_0 rows interleaved by 8 (ops/repack.h) ----
+//
+// Each record (block j of 8 rows) is 8 fp16 scales, then 4 vectors of 32 code bytes: vector v,
+// lane r = bytes 4v..4v+3 of row r, whose low nibbles are codes 4v..4v+3 and high nibbles codes
+// 16+4v..16+4v+3. One maddubs against 4 activation codes broadcast to every lane advances all 8
+// rows; the block's integer dots of the 8 rows end in one vector: one conversion and one FMA per
+// 8 rows and token.
+//
+// Every (row, token) result is the same chain of float operations whatever the token count, the
+// row count or the column panel (per block, in order: acc = fma(dot, d_w d_x, acc), then
+// acc = fma(-8 d_w, dsum, acc), carried through y between calls): a sequence gets bit-identical
+// logits alone or batched with others.
+
+constexpr int kInterleaved = 8;
+constexpr int64_t kRecordQ4_0 = kInterleaved * int64_t(sizeof(BlockQ4_0));
+
+__m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// C tokens (up to 4: the block's 8 code vectors stay in registers) against the group's nb blocks.
+template <int C>
+void q4_0x8_tokens(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
+                   __m256i row_mask, bool accumulate) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c)
+    acc[c] = accumulate ? _mm256_maskload_ps(y + c * ys, row_mask) : _mm256_setzero_ps();
+  for (int64_t j = 0; j < nb; ++j) {
+    const uint8_t* rec = w + j * kRecordQ4_0;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
+    const __m256 coef = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+    __m256i codes[8];  // codes[v] pairs with activation codes 4v..4v+3
+    for (int v = 0; v < 4; ++v) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 16 + 32 * v));
+      codes[v] = _mm256_and_si256(raw, m4);
+      codes[v + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+    }
+    for (int c = 0; c < C; ++c) {
+      const int8_t* xq = a.q + c * a.q_stride + j * QK;
+      // Two partial sums for a shorter dependency chain; 8 pairs of 15 * 127 fit in int16.
+      __m256i s0 = _mm256_maddubs_epi16(codes[0], broadcast4(xq));
+      __m256i s1 = _mm256_maddubs_epi16(codes[1], broadcast4(xq + 4));
+      for (int v = 2; v < 8; v += 2) {
+        s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(codes[v], broadcast4(xq + 4 * v)));
+        s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(codes[v + 1], broadcast4(xq + 4 * v + 4)));
+      }
+      const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones));
+      const int64_t di = c * a.d_stride + j;
+      acc[c] = _mm256_fmadd_ps(dot, _mm256_mul_ps(d, _mm256_broadcast_ss(a.d + di)), acc[c]);
+      acc[c] = _mm256_fmadd_ps(coef, _mm256_broadcast_ss(a.dsum + di), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm256_maskstore_ps(y + c * ys, row_mask, acc[c]);
+}
+
+void quant_tile_q4_0x8(const uint8_t* w, int64_t, int n_rows, const ActView& a, int64_t n_tokens,
+                       int64_t nb, float* y, int64_t ys, bool accumulate) {
+  const __m256i row_mask = tail_mask(n_rows);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+    const ActView at = offset_view(a, t0, 0, QK);
+    float* yt = y + t0 * ys;
+    switch (min_i64(4, n_tokens - t0)) {
+      case 1:
+        q4_0x8_tokens<1>(w, at, nb, yt, ys, row_mask, accumulate);
+        break;
+      case 2:
+        q4_0x8_tokens<2>(w, at, nb, yt, ys, row_mask, accumulate);
+        break;
+      case 3:
+        q4_0x8_tokens<3>(w, at, nb, yt, ys, row_mask, accumulate);
+        break;
+      default:
+        q4_0x8_tokens<4>(w, at, nb, yt, ys, row_mask, accumulate);
+        break;
+    }
+  }
+}
+
 // ---- quantized tiles, K-quants (256-blocks), one row at a time ----
 
 // Sum over the 16 runs of 16 of coef[s] * bsum[s] (both int16), as an int.
@@ -914,6 +995,7 @@ void fill_avx2_kernels(KernelTable& t) {
   t.dequantize[size_t(GgmlType::Q6_K)] = dequantize_q6_k_avx2;
   t.quant_tile[size_t(GgmlType::Q8_0)] = quant_tile_32<Q8_0Traits>;
   t.quant_tile[size_t(GgmlType::Q4_0)] = quant_tile_32<Q4_0Traits>;
+  t.quant_tile_interleaved[size_t(GgmlType::Q4_0)] = quant_tile_q4_0x8;
   t.quant_tile[size_t(GgmlType::Q4_1)] = quant_tile_32<Q4_1Traits>;
   t.quant_tile[size_t(GgmlType::Q5_0)] = quant_tile_32<Q5_0Traits>;
   t.quant_tile[size_t(GgmlType::Q5_1)] = quant_tile_32<Q5_1Traits>;

@@ -1,0 +1,40 @@
+// Weights re-laid out at load time for the SIMD kernels: rows interleaved in groups of 8.
+//
+// A GGUF matrix stores each row's blocks one after the other. The interleaved layout stores the
+// rows in groups of kInterleaveRows; within a group, block j of the 8 rows is one record:
+//   8 fp16 scales d (row 0..7), then the rows' code bytes in 4-byte slices, slice s of rows
+//   0..7 side by side (32 bytes per slice).
+// One 32-byte load then holds 4 codes of each of 8 rows, so a single multiply-add against 4
+// broadcast activation codes advances 8 rows at once and a block's 8 dot products end in one
+// vector (ops/x86/kernels_avx2.cpp): no horizontal sums and no scale gathering per row. The
+// records are the same bytes in another order (same size); the loader drops the file's pages
+// once a matrix is copied (model/model.cpp), so the resident memory does not grow.
+#pragma once
+
+#include <cstdint>
+
+#include "core/ggml_type.h"
+#include "core/tensor.h"
+
+namespace g4 {
+
+constexpr int kInterleaveRows = 8;
+
+// Whether matmul has an interleaved kernel for `type` on `kernels` and the matrix has whole
+// groups of rows.
+struct KernelTable;
+bool can_interleave(const KernelTable& kernels, const WeightMatrix& w);
+
+// Rows [group_begin * 8, group_end * 8) of the plain matrix `w` into `dst` (sized for all of
+// w's rows: rows * row_bytes), in the interleaved layout.
+void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group_end, uint8_t* dst);
+
+// Blocks [block_begin, block_begin + n_blocks) of row `row` of `w` (plain or interleaved) in the
+// plain GGUF block layout.
+void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, int64_t n_blocks,
+                     uint8_t* out);
+
+// The first byte of block `block` of the group holding row `row` (interleaved layout).
+const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block);
+
+}  // namespace g4
