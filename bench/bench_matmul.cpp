@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "ops/cpu_features.h"
 #include "ops/kernels.h"
@@ -22,6 +23,7 @@ namespace {
 
 struct Weights {
   std::vector<uint8_t> bytes;
+  g4::LargeBuffer interleaved;
   g4::WeightMatrix w;
 };
 
@@ -54,11 +56,10 @@ void BM_Matmul(benchmark::State& state, g4::CpuLevel level, g4::GgmlType type, g
                int64_t rows, int64_t cols, int64_t tokens, int threads) {
   auto weights = make_weights(type, rows, cols);
   const g4::KernelTable& kernels = g4::kernel_table(level);
-  if (g4::can_interleave(kernels, weights->w)) {  // as the model loader does
-    std::vector<uint8_t> interleaved(weights->bytes.size());
-    g4::interleave_groups(weights->w, 0, rows / g4::kInterleaveRows, interleaved.data());
-    weights->bytes.swap(interleaved);
-    weights->w.data = weights->bytes.data();
+  if (g4::can_interleave(kernels, weights->w)) {  // as the model loader does (huge pages too)
+    weights->interleaved = g4::LargeBuffer(weights->bytes.size());
+    g4::interleave_groups(weights->w, 0, rows / g4::kInterleaveRows, weights->interleaved.data());
+    weights->w.data = weights->interleaved.data();
     weights->w.interleaved_rows = g4::kInterleaveRows;
   }
   g4::ThreadPool pool(threads);
