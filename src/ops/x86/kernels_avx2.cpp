@@ -699,10 +699,16 @@ void quant_tile_32(const uint8_t* w, int64_t wrb, int n_rows, const ActView& a, 
 
 constexpr int kInterleaved = 8;
 constexpr int64_t kRecordQ4_0 = kInterleaved * int64_t(sizeof(BlockQ4_0));
-// Decode streams each record once: fetching 32 records (4.6 KiB) ahead, non-temporally, keeps
-// enough lines in flight to hide DRAM latency (measured on Zen 3: 2 threads read a 530 MB matrix
-// at ~50 GB/s instead of ~35 with the hardware prefetcher alone; nearer or T0 fetches did worse).
-constexpr int64_t kPrefetchAhead = 32 * kRecordQ4_0;
+// Decode streams each record once: fetching 4.5 KiB ahead, non-temporally, keeps enough lines in
+// flight to hide DRAM latency (measured on Zen 3: 2 threads read a 530 MB Q4_0 matrix at ~50 GB/s
+// instead of ~35 with the hardware prefetcher alone; nearer or T0 fetches did worse).
+constexpr int64_t kPrefetchAhead = 4608;
+
+// Prefetches every 64-byte line of the record of `bytes` bytes kPrefetchAhead past `rec`.
+void prefetch_record(const uint8_t* rec, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(rec + kPrefetchAhead + off), _MM_HINT_NTA);
+}
 
 __m256i broadcast4(const int8_t* p) {
   int32_t v;
@@ -720,9 +726,7 @@ void q4_0x8_tokens(const uint8_t* w, const ActView& a, int64_t nb, float* y, int
     acc[c] = accumulate ? _mm256_maskload_ps(y + c * ys, row_mask) : _mm256_setzero_ps();
   for (int64_t j = 0; j < nb; ++j) {
     const uint8_t* rec = w + j * kRecordQ4_0;
-    if (C == 1)  // every 64-byte line of the record kPrefetchAhead on
-      for (int64_t off = 0; off < kRecordQ4_0; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(rec + kPrefetchAhead + off), _MM_HINT_NTA);
+    if (C == 1) prefetch_record(rec, kRecordQ4_0);
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
     const __m256 coef = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
     __m256i codes[8];  // codes[v] pairs with activation codes 4v..4v+3
@@ -749,28 +753,88 @@ void q4_0x8_tokens(const uint8_t* w, const ActView& a, int64_t nb, float* y, int
   for (int c = 0; c < C; ++c) _mm256_maskstore_ps(y + c * ys, row_mask, acc[c]);
 }
 
-void quant_tile_q4_0x8(const uint8_t* w, int64_t, int n_rows, const ActView& a, int64_t n_tokens,
-                       int64_t nb, float* y, int64_t ys, bool accumulate) {
+
+// ---- quantized tiles, Q8_0 rows interleaved by 8 (ops/repack.h) ----
+//
+// Records of 8 fp16 scales then 8 vectors of 32 bytes (vector v, lane r: codes 4v..4v+3 of row
+// r). Signed codes use the sign trick (|w| times x with w's sign); a pair of such products can
+// reach 2 * 127 * 128, so each maddubs is widened to int32 before the sum. Same float chain per
+// (row, token) as the Q4_0 tile, without the offset term.
+
+constexpr int64_t kRecordQ8_0 = kInterleaved * int64_t(sizeof(BlockQ8_0));
+
+template <int C>
+void q8_0x8_tokens(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
+                   __m256i row_mask, bool accumulate) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c)
+    acc[c] = accumulate ? _mm256_maskload_ps(y + c * ys, row_mask) : _mm256_setzero_ps();
+  for (int64_t j = 0; j < nb; ++j) {
+    const uint8_t* rec = w + j * kRecordQ8_0;
+    if (C == 1) prefetch_record(rec, kRecordQ8_0);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
+    __m256i codes[8];
+    for (int v = 0; v < 8; ++v)
+      codes[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 16 + 32 * v));
+    for (int c = 0; c < C; ++c) {
+      const int8_t* xq = a.q + c * a.q_stride + j * QK;
+      __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+      for (int v = 0; v < 8; v += 2) {
+        const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(codes[v], codes[v]),
+                                                _mm256_sign_epi8(broadcast4(xq + 4 * v), codes[v]));
+        const __m256i p1 =
+            _mm256_maddubs_epi16(_mm256_sign_epi8(codes[v + 1], codes[v + 1]),
+                                 _mm256_sign_epi8(broadcast4(xq + 4 * v + 4), codes[v + 1]));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
+      }
+      const __m256 dot = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+      acc[c] = _mm256_fmadd_ps(
+          dot, _mm256_mul_ps(d, _mm256_broadcast_ss(a.d + c * a.d_stride + j)), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm256_maskstore_ps(y + c * ys, row_mask, acc[c]);
+}
+
+// Tokens in groups of up to 4 (each group's weights are unpacked once per record).
+template <template <int> class Tokens>
+void interleaved_tile(const uint8_t* w, int64_t, int n_rows, const ActView& a, int64_t n_tokens,
+                      int64_t nb, float* y, int64_t ys, bool accumulate) {
   const __m256i row_mask = tail_mask(n_rows);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
     const ActView at = offset_view(a, t0, 0, QK);
     float* yt = y + t0 * ys;
     switch (min_i64(4, n_tokens - t0)) {
       case 1:
-        q4_0x8_tokens<1>(w, at, nb, yt, ys, row_mask, accumulate);
+        Tokens<1>::run(w, at, nb, yt, ys, row_mask, accumulate);
         break;
       case 2:
-        q4_0x8_tokens<2>(w, at, nb, yt, ys, row_mask, accumulate);
+        Tokens<2>::run(w, at, nb, yt, ys, row_mask, accumulate);
         break;
       case 3:
-        q4_0x8_tokens<3>(w, at, nb, yt, ys, row_mask, accumulate);
+        Tokens<3>::run(w, at, nb, yt, ys, row_mask, accumulate);
         break;
       default:
-        q4_0x8_tokens<4>(w, at, nb, yt, ys, row_mask, accumulate);
+        Tokens<4>::run(w, at, nb, yt, ys, row_mask, accumulate);
         break;
     }
   }
 }
+template <int C>
+struct Q4_0x8 {
+  static void run(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
+                  __m256i mask, bool accumulate) {
+    q4_0x8_tokens<C>(w, a, nb, y, ys, mask, accumulate);
+  }
+};
+template <int C>
+struct Q8_0x8 {
+  static void run(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
+                  __m256i mask, bool accumulate) {
+    q8_0x8_tokens<C>(w, a, nb, y, ys, mask, accumulate);
+  }
+};
 
 // ---- quantized tiles, K-quants (256-blocks), one row at a time ----
 
@@ -1018,7 +1082,8 @@ void fill_avx2_kernels(KernelTable& t) {
   t.dequantize[size_t(GgmlType::Q6_K)] = dequantize_q6_k_avx2;
   t.quant_tile[size_t(GgmlType::Q8_0)] = quant_tile_32<Q8_0Traits>;
   t.quant_tile[size_t(GgmlType::Q4_0)] = quant_tile_32<Q4_0Traits>;
-  t.quant_tile_interleaved[size_t(GgmlType::Q4_0)] = quant_tile_q4_0x8;
+  t.quant_tile_interleaved[size_t(GgmlType::Q4_0)] = interleaved_tile<Q4_0x8>;
+  t.quant_tile_interleaved[size_t(GgmlType::Q8_0)] = interleaved_tile<Q8_0x8>;
   t.quant_tile[size_t(GgmlType::Q4_1)] = quant_tile_32<Q4_1Traits>;
   t.quant_tile[size_t(GgmlType::Q5_0)] = quant_tile_32<Q5_0Traits>;
   t.quant_tile[size_t(GgmlType::Q5_1)] = quant_tile_32<Q5_1Traits>;
