@@ -58,6 +58,15 @@ TEST_F(BenchCliTest, TextTableAndBandwidthRoof) {
   EXPECT_NE(r.out.find("precise"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory read bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("% of it"), std::string::npos) << r.out;
+
+  const test::CliResult js =
+      test::run_cli("bench -m " + model_ + " -p 0 -n 2 -r 2 -t 1 --membw --json");
+  ASSERT_EQ(js.exit_code, 0) << js.err;
+  const nlohmann::json j = nlohmann::json::parse(js.out);
+  EXPECT_GT(j["membw_bytes_per_s"].get<double>(), 1e8);  // any machine reads 100 MB/s
+  EXPECT_GE(j["membw_bytes_per_s_sd"].get<double>(), 0);
+  EXPECT_GT(j["decode_roof_fraction"].get<double>(), 0);
+  EXPECT_GE(j["decode_roof_fraction_sd"].get<double>(), 0);
 }
 
 TEST_F(BenchCliTest, SkippingATestAndBadArguments) {

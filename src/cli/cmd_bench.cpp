@@ -4,9 +4,9 @@
 //                      --ctx-depth D tokens already in the cache);
 //   decode  ("tg<N>"): N tokens one at a time from the same starting depth;
 // each repeated -r times (mean ± sd of tokens/s over the repetitions), after one untimed warm-up
-// pass that pages the weights in. --membw measures this machine's memory read bandwidth and puts
-// decode against its roof: a decoded token reads every weight once, so it cannot be faster than
-// bandwidth / weight bytes.
+// pass that pages the weights in. --membw measures this machine's memory read bandwidth around
+// each decode repetition and puts decode against its roof: a decoded token reads every weight
+// once, so it cannot be faster than bandwidth / weight bytes.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,38 +49,49 @@ Stats stats_of(const std::vector<double>& v) {
 }
 
 // Read bandwidth in bytes/s: every thread streams its share of a buffer far larger than the
-// caches, summing 64-bit words with independent accumulators; the best of several passes.
-double measure_read_bandwidth(ThreadPool& pool) {
-  constexpr int64_t kBytes = int64_t(512) << 20;  // 512 MiB: 10x and more any L3 cache
-  constexpr int64_t kWords = kBytes / 8;
-  std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(kWords)]);
-  pool.parallel_for(kWords, 1 << 16, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i)
-      buf[size_t(i)] = uint64_t(i) * 0x9E3779B97F4A7C15ULL;  // commit the pages
-  });
-  const int parts = pool.size();
-  std::vector<uint64_t> sinks(size_t(parts) * 8);  // one cache line per thread
-  double best = 0;
-  for (int pass = 0; pass < 5; ++pass) {
-    const auto start = Clock::now();
-    pool.parallel_for(parts, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t part = b; part < e; ++part) {
-        const uint64_t* p = buf.get() + kWords * part / parts;
-        const int64_t n = kWords * (part + 1) / parts - kWords * part / parts;
-        uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8)
-          for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
-        for (; i < n; ++i) acc[0] += p[i];
-        sinks[size_t(part) * 8] =
-            acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-      }
+// caches, summing 64-bit words with independent accumulators; the best of a few passes. On a
+// shared machine the bandwidth drifts by tens of percent within minutes, so the bench measures it
+// right before and after each decode repetition and compares each repetition with its own roof.
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(ThreadPool& pool) : pool_(pool), buf_(new uint64_t[size_t(kWords)]) {
+    pool_.parallel_for(kWords, 1 << 16, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i)
+        buf_[size_t(i)] = uint64_t(i) * 0x9E3779B97F4A7C15ULL;  // commit the pages
     });
-    const double seconds = seconds_since(start);
-    if (pass > 0) best = std::max(best, double(kBytes) / seconds);  // pass 0 warms up
   }
-  return best;
-}
+
+  double measure() {
+    const int parts = pool_.size();
+    std::vector<uint64_t> sinks(size_t(parts) * 8);  // one cache line per thread
+    double best = 0;
+    for (int pass = 0; pass < 4; ++pass) {
+      const auto start = Clock::now();
+      pool_.parallel_for(parts, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t part = b; part < e; ++part) {
+          const uint64_t* p = buf_.get() + kWords * part / parts;
+          const int64_t n = kWords * (part + 1) / parts - kWords * part / parts;
+          uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int64_t i = 0;
+          for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
+          for (; i < n; ++i) acc[0] += p[i];
+          sinks[size_t(part) * 8] =
+              acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+        }
+      });
+      const double seconds = seconds_since(start);
+      if (pass > 0) best = std::max(best, double(kBytes) / seconds);  // pass 0 warms up
+    }
+    return best;
+  }
+
+ private:
+  static constexpr int64_t kBytes = int64_t(512) << 20;  // 512 MiB: 10x and more any L3 cache
+  static constexpr int64_t kWords = kBytes / 8;
+  ThreadPool& pool_;
+  std::unique_ptr<uint64_t[]> buf_;
+};
 
 std::string human_bytes(double bytes) {
   char buf[32];
@@ -138,7 +149,9 @@ void run_bench(const BenchOptions& opt) {
     feed(forward, cache, random_tokens(1), opt.batch);
   }
 
-  std::vector<double> prefill_tps, decode_tps;
+  std::unique_ptr<BandwidthProbe> probe;
+  if (opt.membw) probe = std::make_unique<BandwidthProbe>(pool);
+  std::vector<double> prefill_tps, decode_tps, bandwidths, roof_fractions;
   for (int rep = 0; rep < opt.reps; ++rep) {
     KvCache cache(hp, KvCacheConfig{.n_ctx = n_ctx, .ring_extra = ring_extra});
     if (opt.depth > 0) feed(forward, cache, random_tokens(opt.depth), opt.batch);
@@ -151,17 +164,23 @@ void run_bench(const BenchOptions& opt) {
     }
     if (opt.n_gen > 0) {
       const std::vector<int32_t> gen = random_tokens(opt.n_gen);
+      const double before = probe ? probe->measure() : 0;
       const auto start = Clock::now();
       for (int32_t id : gen) feed(forward, cache, {id}, 1);
       decode_tps.push_back(double(opt.n_gen) / seconds_since(start));
+      if (probe) {
+        bandwidths.push_back(0.5 * (before + probe->measure()));
+        roof_fractions.push_back(decode_tps.back() / (bandwidths.back() / weight_bytes));
+      }
+    } else if (probe) {
+      bandwidths.push_back(probe->measure());
     }
     if (!opt.json) std::fprintf(stderr, "  repetition %d/%d done\n", rep + 1, opt.reps);
   }
 
   const Stats pp = stats_of(prefill_tps), tg = stats_of(decode_tps);
-  double bandwidth = 0;
-  if (opt.membw) bandwidth = measure_read_bandwidth(pool);
-  const double roof = bandwidth > 0 ? bandwidth / weight_bytes : 0;
+  const Stats bw = stats_of(bandwidths), fraction = stats_of(roof_fractions);
+  const double roof = bw.mean / weight_bytes;
   const char* level = cpu_level_name(selected_cpu_level());
 
   if (opt.json) {
@@ -187,9 +206,13 @@ void run_bench(const BenchOptions& opt) {
                      {"tokens_per_s_sd", tg.sd},
                      {"samples", decode_tps}};
     if (opt.membw) {
-      j["membw_bytes_per_s"] = bandwidth;
+      j["membw_bytes_per_s"] = bw.mean;
+      j["membw_bytes_per_s_sd"] = bw.sd;
       j["decode_roof_tokens_per_s"] = roof;
-      if (opt.n_gen > 0) j["decode_roof_fraction"] = tg.mean / roof;
+      if (opt.n_gen > 0) {
+        j["decode_roof_fraction"] = fraction.mean;
+        j["decode_roof_fraction_sd"] = fraction.sd;
+      }
     }
     std::cout << j.dump(2) << "\n";
     return;
@@ -212,9 +235,12 @@ void run_bench(const BenchOptions& opt) {
     std::printf("| %-16s | %9.2f ± %6.2f |\n", name, tg.mean, tg.sd);
   }
   if (opt.membw) {
-    std::printf("memory read bandwidth: %.1f GB/s (%d threads) -> decode roof %.2f tokens/s",
-                bandwidth / 1e9, pool.size(), roof);
-    if (opt.n_gen > 0) std::printf("; decode runs at %.0f%% of it", 100.0 * tg.mean / roof);
+    std::printf("memory read bandwidth: %.1f ± %.1f GB/s (%d threads) -> decode roof %.2f tokens/s",
+                bw.mean / 1e9, bw.sd / 1e9, pool.size(), roof);
+    if (opt.n_gen > 0)
+      std::printf("; decode runs at %.0f ± %.0f%% of it (each repetition against the bandwidth "
+                  "measured around it)",
+                  100.0 * fraction.mean, 100.0 * fraction.sd);
     std::printf("\n");
   }
 }
