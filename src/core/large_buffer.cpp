@@ -10,7 +10,7 @@
 
 namespace g4 {
 
-LargeBuffer::LargeBuffer(size_t bytes) : size_(bytes) {
+LargeBuffer::LargeBuffer(size_t bytes, Fill fill) : size_(bytes) {
   if (bytes == 0) return;
   mapped_ = bytes;
   void* p = ::mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -21,7 +21,7 @@ LargeBuffer::LargeBuffer(size_t bytes) : size_(bytes) {
 #endif
   // Commit now (anonymous pages read as zero but are only backed once written), so running out of
   // memory shows at start-up, not half way through a long generation.
-  std::memset(data_, 0, bytes);
+  if (fill == Fill::kZeroed) std::memset(data_, 0, bytes);
 }
 
 LargeBuffer::~LargeBuffer() { release(); }

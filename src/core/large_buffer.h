@@ -11,7 +11,11 @@ namespace g4 {
 class LargeBuffer {
  public:
   LargeBuffer() = default;
-  explicit LargeBuffer(size_t bytes);  // throws g4::Error when the memory cannot be had
+  // Throws g4::Error when the memory cannot be had. kZeroed commits every page now; kUncommitted
+  // leaves that to the caller, who is about to write every byte (and may do it on many threads,
+  // which then share the cost of the page faults).
+  enum class Fill { kZeroed, kUncommitted };
+  explicit LargeBuffer(size_t bytes, Fill fill = Fill::kZeroed);
   ~LargeBuffer();
   LargeBuffer(LargeBuffer&& other) noexcept;
   LargeBuffer& operator=(LargeBuffer&& other) noexcept;

@@ -147,7 +147,7 @@ std::vector<LargeBuffer> interleave_for_kernels(Gemma4Weights& w) {
   ThreadPool pool(0);
   for (WeightMatrix* m : todo) {
     const size_t bytes = size_t(m->rows * m->row_bytes);
-    LargeBuffer& out = buffers.emplace_back(bytes);
+    LargeBuffer& out = buffers.emplace_back(bytes, LargeBuffer::Fill::kUncommitted);
     const int64_t groups = m->rows / kInterleaveRows;
     pool.parallel_for(groups, 64, [&](int64_t begin, int64_t end, int) {
       interleave_groups(*m, begin, end, out.data());
