@@ -1,6 +1,7 @@
 // matmul on the 12B's projection shapes, per weight type, CPU level, mode and token count.
-// Decode (1 token; 8 tokens: a batched decode step) is reported as weight bytes/s against the memory bandwidth; prefill as
-// multiply-adds/s. Weights are interleaved where the model loader would (ops/repack.h). Names: Matmul/<level>/<type>/<mode>/<rows>x<cols>/t<tokens>/threads:<n>.
+// Decode (1 token; 8 tokens: a batched decode step) is reported as weight bytes/s against the
+// memory bandwidth; prefill as multiply-adds/s. Weights are interleaved where the model loader
+// would (ops/repack.h). Names: Matmul/<level>/<type>/<mode>/<rows>x<cols>/t<tokens>/threads:<n>.
 //   gemma4_microbench --benchmark_filter='Matmul/avx2/Q4_0/fast/.*t1/'
 #include <benchmark/benchmark.h>
 

@@ -58,10 +58,6 @@ using QuantTileFn = void (*)(const uint8_t* w, int64_t w_row_bytes, int n_rows, 
                              int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
                              bool accumulate);
 
-// The same on weights in the interleaved layout of ops/repack.h: `w` is the record of the call's
-// first block in one group of kInterleaveRows rows (records follow each other block by block),
-// n_rows <= kInterleaveRows of the group's rows are stored, w_row_bytes is not used.
-
 // The float version: y[t * y_stride + r] (+)= sum_{i < k} w[r * w_stride + i] * x[t * x_stride +
 // i].
 using FloatTileFn = void (*)(const float* w, int64_t w_stride, int n_rows, const float* x,
@@ -93,7 +89,11 @@ struct KernelTable {
   // like F16/BF16, has no quantized tile).
   DequantizeFn dequantize[kTypeSlots] = {};
   QuantTileFn quant_tile[kTypeSlots] = {};
-  QuantTileFn quant_tile_interleaved[kTypeSlots] = {};  // ops/repack.h layout (SIMD levels only)
+  // The same on weights in the interleaved layout of ops/repack.h (SIMD levels only): `w` is the
+  // record of the call's first block in one group of kInterleaveRows rows (records follow each
+  // other block by block), the first n_rows of the group's rows are computed, w_row_bytes is not
+  // used.
+  QuantTileFn quant_tile_interleaved[kTypeSlots] = {};
 
   DequantizeFn dequantizer(GgmlType type) const { return dequantize[size_t(type)]; }
   QuantTileFn quantized_tile(GgmlType type) const { return quant_tile[size_t(type)]; }

@@ -11,7 +11,9 @@ namespace {
 constexpr int64_t kScaleBytes = 2;  // the fp16 d that opens every Q4_0 / Q8_0 block
 constexpr int64_t kSlice = 4;       // code bytes of one row side by side with the other rows'
 
-int64_t block_bytes(const WeightMatrix& w) { return ggml_type_info(w.type).block_bytes; }
+int64_t block_bytes(const WeightMatrix& w) {
+  return ggml_type_info(w.type).block_bytes;
+}
 
 const uint8_t* group_start(const WeightMatrix& w, int64_t row) {
   return w.data + row / kInterleaveRows * kInterleaveRows * w.row_bytes;
@@ -24,7 +26,8 @@ bool can_interleave(const KernelTable& kernels, const WeightMatrix& w) {
          w.rows % kInterleaveRows == 0 && w.cols % ggml_type_info(w.type).block_size == 0;
 }
 
-void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group_end, uint8_t* dst) {
+void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group_end,
+                       uint8_t* dst) {
   const int64_t bb = block_bytes(w), code_bytes = bb - kScaleBytes;
   const int64_t nb = w.cols / ggml_type_info(w.type).block_size;
   for (int64_t g = group_begin; g < group_end; ++g) {

@@ -18,11 +18,12 @@
 
 namespace g4 {
 
+struct KernelTable;
+
 constexpr int kInterleaveRows = 8;
 
-// Whether matmul has an interleaved kernel for `type` on `kernels` and the matrix has whole
-// groups of rows.
-struct KernelTable;
+// Whether `kernels` has an interleaved tile for w's type and w has whole groups of rows (and is
+// not interleaved already).
 bool can_interleave(const KernelTable& kernels, const WeightMatrix& w);
 
 // Rows [group_begin * 8, group_end * 8) of the plain matrix `w` into `dst` (sized for all of
@@ -34,7 +35,7 @@ void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group
 void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, int64_t n_blocks,
                      uint8_t* out);
 
-// The first byte of block `block` of the group holding row `row` (interleaved layout).
+// The record of block `block` of the group holding row `row` (interleaved layout).
 const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block);
 
 }  // namespace g4
