@@ -517,8 +517,9 @@ TestMatrix interleaved(const TestMatrix& plain) {
 }
 
 TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0}) {  // 16 and 32 code bytes per block
-    const TestMatrix plain = make_matrix(type, 16, 32 * 7, 61);
+  // Every type with an interleaved layout (repack.cpp), on any level.
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
+    const TestMatrix plain = make_matrix(type, 16, ggml_type_info(type).block_size * 7, 61);
     const TestMatrix il = interleaved(plain);
     EXPECT_NE(std::memcmp(il.bytes.data(), plain.bytes.data(), size_t(16 * plain.w.row_bytes)), 0);
     const int64_t bb = ggml_type_info(type).block_bytes;
@@ -602,7 +603,7 @@ TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPa
 TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
   ThreadPool pool(2);
   const MatmulCase cases[] = {{8, 256, 1}, {16, 512, 3}, {24, 7168, 37}};
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0}) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
     for (const MatmulCase& c : cases) {
       const TestMatrix plain = make_matrix(type, c.rows, c.cols, 81);
       const TestMatrix il = interleaved(plain);

@@ -350,7 +350,8 @@ namespace {
 
 // A sequence's logits do not depend on what else shares the forward pass, on how its prompt is
 // chunked or on the thread count: batched serving must return exactly what a request gets alone.
-// F32 weights, and Q4_0 ones (interleaved at load where the CPU has the kernel, ops/repack.h).
+// F32 weights, and Q4_0 / Q4_K ones (interleaved at load where the CPU has the kernel,
+// ops/repack.h).
 class ForwardBatchInvarianceTest : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThreadCounts) {
@@ -403,7 +404,7 @@ TEST_P(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThrea
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightTypes, ForwardBatchInvarianceTest,
-                         ::testing::Values(GgmlType::F32, GgmlType::Q4_0),
+                         ::testing::Values(GgmlType::F32, GgmlType::Q4_0, GgmlType::Q4_K),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
 }  // namespace

@@ -8,8 +8,30 @@
 namespace g4 {
 namespace {
 
-constexpr int64_t kScaleBytes = 2;  // the fp16 d that opens every Q4_0 / Q8_0 block
-constexpr int64_t kSlice = 4;       // code bytes of one row side by side with the other rows'
+// A block field: `bytes` bytes at `offset` in the GGUF block, cut into slices of `slice` bytes.
+// In a record the fields follow each other in this order, each as its slices one after the
+// other, a slice holding that slice of rows 0..7 side by side.
+struct Field {
+  int64_t offset, bytes, slice;
+};
+struct Layout {
+  Field fields[4];
+  int n_fields = 0;
+};
+
+// Every type with an interleaved tile somewhere (the kernels rely on these records).
+Layout layout_of(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0:  // d, then 16 code bytes
+      return {{{0, 2, 2}, {2, 16, 4}}, 2};
+    case GgmlType::Q8_0:  // d, then 32 code bytes
+      return {{{0, 2, 2}, {2, 32, 4}}, 2};
+    case GgmlType::Q4_K:  // d, dmin, 12 bytes of 6-bit scales and minimums, 128 code bytes
+      return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}, 4};
+    default:
+      fail("no interleaved layout for weight type ", ggml_type_name(type));
+  }
+}
 
 int64_t block_bytes(const WeightMatrix& w) {
   return ggml_type_info(w.type).block_bytes;
@@ -17,6 +39,20 @@ int64_t block_bytes(const WeightMatrix& w) {
 
 const uint8_t* group_start(const WeightMatrix& w, int64_t row) {
   return w.data + row / kInterleaveRows * kInterleaveRows * w.row_bytes;
+}
+
+// Calls fn(block_offset, record_offset, n) for every piece of row r's block: n bytes at
+// block_offset in the GGUF block sit at record_offset in the record.
+template <class Fn>
+void for_each_slice(const Layout& layout, int r, Fn&& fn) {
+  int64_t record = 0;
+  for (int f = 0; f < layout.n_fields; ++f) {
+    const Field& field = layout.fields[f];
+    for (int64_t s = 0; s < field.bytes / field.slice; ++s)
+      fn(field.offset + s * field.slice,
+         record + (s * kInterleaveRows + r) * field.slice, field.slice);
+    record += kInterleaveRows * field.bytes;
+  }
 }
 
 }  // namespace
@@ -28,7 +64,8 @@ bool can_interleave(const KernelTable& kernels, const WeightMatrix& w) {
 
 void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group_end,
                        uint8_t* dst) {
-  const int64_t bb = block_bytes(w), code_bytes = bb - kScaleBytes;
+  const Layout layout = layout_of(w.type);
+  const int64_t bb = block_bytes(w);
   const int64_t nb = w.cols / ggml_type_info(w.type).block_size;
   for (int64_t g = group_begin; g < group_end; ++g) {
     const uint8_t* rows = w.data + g * kInterleaveRows * w.row_bytes;
@@ -36,10 +73,9 @@ void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group
     for (int64_t j = 0; j < nb; ++j, out += kInterleaveRows * bb)
       for (int r = 0; r < kInterleaveRows; ++r) {
         const uint8_t* blk = rows + r * w.row_bytes + j * bb;
-        std::memcpy(out + r * kScaleBytes, blk, kScaleBytes);
-        for (int64_t s = 0; s < code_bytes / kSlice; ++s)
-          std::memcpy(out + kInterleaveRows * (kScaleBytes + s * kSlice) + r * kSlice,
-                      blk + kScaleBytes + s * kSlice, kSlice);
+        for_each_slice(layout, r, [&](int64_t from, int64_t to, int64_t n) {
+          std::memcpy(out + to, blk + from, size_t(n));
+        });
       }
   }
 }
@@ -51,14 +87,13 @@ void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, in
     std::memcpy(out, w.row(row) + block_begin * bb, size_t(n_blocks * bb));
     return;
   }
-  const int64_t code_bytes = bb - kScaleBytes;
+  const Layout layout = layout_of(w.type);
   const int r = int(row % kInterleaveRows);
   for (int64_t j = 0; j < n_blocks; ++j, out += bb) {
     const uint8_t* rec = interleaved_block(w, row, block_begin + j);
-    std::memcpy(out, rec + r * kScaleBytes, kScaleBytes);
-    for (int64_t s = 0; s < code_bytes / kSlice; ++s)
-      std::memcpy(out + kScaleBytes + s * kSlice,
-                  rec + kInterleaveRows * (kScaleBytes + s * kSlice) + r * kSlice, kSlice);
+    for_each_slice(layout, r, [&](int64_t to, int64_t from, int64_t n) {
+      std::memcpy(out + to, rec + from, size_t(n));
+    });
   }
 }
 

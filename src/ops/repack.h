@@ -1,9 +1,11 @@
 // Weights re-laid out at load time for the SIMD kernels: rows interleaved in groups of 8.
 //
 // A GGUF matrix stores each row's blocks one after the other. The interleaved layout stores the
-// rows in groups of kInterleaveRows; within a group, block j of the 8 rows is one record:
-//   8 fp16 scales d (row 0..7), then the rows' code bytes in 4-byte slices, slice s of rows
-//   0..7 side by side (32 bytes per slice).
+// rows in groups of kInterleaveRows; within a group, block j of the 8 rows is one record: each
+// field of the block in turn (repack.cpp lists them per type), cut into slices whose copies for
+// rows 0..7 sit side by side. Q4_0 / Q8_0: the 8 fp16 scales d, then the codes in 4-byte slices
+// (32 bytes per slice); Q4_K: the 8 d, the 8 dmin, the packed 6-bit scales in 4-byte slices, then
+// the codes in 4-byte slices.
 // One 32-byte load then holds 4 codes of each of 8 rows, so a single multiply-add against 4
 // broadcast activation codes advances 8 rows at once and a block's 8 dot products end in one
 // vector (ops/x86/kernels_avx2.cpp): no horizontal sums and no scale gathering per row. The

@@ -803,6 +803,109 @@ void q8_0x8_tokens(const uint8_t* w, const ActView& a, int64_t nb, float* y, int
   for (int c = 0; c < C; ++c) _mm256_maskstore_ps(y + c * ys, row_mask, acc[c]);
 }
 
+// ---- quantized tiles, Q4_K rows interleaved by 8 (ops/repack.h) ----
+//
+// Record of 1152 bytes: 8 fp16 d, 8 fp16 dmin, the packed 6-bit scales as 3 slices of 4 bytes
+// (lane r of slice t: bytes 4t..4t+3 of row r's 12), then 32 code slices (lane r of slice q:
+// bytes 4q..4q+3 of row r's 128). The scales of all 8 rows decode with a few vector operations
+// (the word trick of k4_scales, lane by lane). Sub-block k (32 codes) sums 8 maddubs in int16
+// (8 pairs of 15 * 127 fit) and takes its scale with one madd; the minimums' term is a second
+// integer vector per token. Per record and token: acc = fma(dots, d_w d_x, acc), then
+// acc = fnmadd(mins, dmin_w d_x, acc): the same chain for any token count or column panel.
+
+constexpr int64_t kRecordQ4_K = kInterleaved * int64_t(sizeof(BlockQ4_K));
+
+// pshufb masks, per 32-bit lane: byte b of the lane as an int16, twice (a scale pair for madd).
+alignas(32) const int8_t kLaneByteTwice[4][32] = {
+    {0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128,
+     0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128},
+    {1, -128, 1, -128, 5, -128, 5, -128, 9, -128, 9, -128, 13, -128, 13, -128,
+     1, -128, 1, -128, 5, -128, 5, -128, 9, -128, 9, -128, 13, -128, 13, -128},
+    {2, -128, 2, -128, 6, -128, 6, -128, 10, -128, 10, -128, 14, -128, 14, -128,
+     2, -128, 2, -128, 6, -128, 6, -128, 10, -128, 10, -128, 14, -128, 14, -128},
+    {3, -128, 3, -128, 7, -128, 7, -128, 11, -128, 11, -128, 15, -128, 15, -128,
+     3, -128, 3, -128, 7, -128, 7, -128, 11, -128, 11, -128, 15, -128, 15, -128}};
+// Bytes 2h and 2h + 1 of each 32-bit lane as two int16: the minimums of sub-blocks 2h, 2h + 1.
+alignas(32) const int8_t kLaneBytePair[2][32] = {
+    {0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128,
+     0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128},
+    {2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128,
+     2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128}};
+
+__m256i load_mask(const int8_t* m) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+template <int C>
+void q4_kx8_tokens(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
+                   __m256i row_mask, bool accumulate) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F),
+                top2 = _mm256_set1_epi8(0x30);
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c)
+    acc[c] = accumulate ? _mm256_maskload_ps(y + c * ys, row_mask) : _mm256_setzero_ps();
+  for (int64_t j = 0; j < nb; ++j) {
+    const uint8_t* rec = w + j * kRecordQ4_K;
+    if (C == 1) prefetch_record(rec, kRecordQ4_K);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
+    const __m256 dmin =
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 16)));
+    // Lane r of sc[0] / sc[1]: the scales of sub-blocks 0-3 / 4-7 of row r; mn likewise.
+    const __m256i u0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)),
+                  u1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64)),
+                  u2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 96));
+    const __m256i sc[2] = {
+        _mm256_and_si256(u0, m6),
+        _mm256_or_si256(_mm256_and_si256(u2, m4),
+                        _mm256_and_si256(_mm256_srli_epi32(u0, 2), top2))};
+    const __m256i mn[2] = {
+        _mm256_and_si256(u1, m6),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
+                        _mm256_and_si256(_mm256_srli_epi32(u1, 2), top2))};
+    __m256i isum[C];
+    for (int c = 0; c < C; ++c) isum[c] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {  // sub-block k: low (k even) or high nibbles of chunk k / 2
+      const __m256i scale = _mm256_shuffle_epi8(sc[k / 4], load_mask(kLaneByteTwice[k % 4]));
+      const uint8_t* slices = rec + 128 + 32 * 8 * (k / 2);
+      __m256i codes[8];
+      for (int i = 0; i < 8; ++i) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(slices + 32 * i));
+        codes[i] = _mm256_and_si256((k & 1) ? _mm256_srli_epi16(raw, 4) : raw, m4);
+      }
+      for (int c = 0; c < C; ++c) {
+        const int8_t* xq = a.q + c * a.q_stride + j * QK_K + 32 * k;
+        __m256i s0 = _mm256_maddubs_epi16(codes[0], broadcast4(xq));
+        __m256i s1 = _mm256_maddubs_epi16(codes[1], broadcast4(xq + 4));
+        for (int i = 2; i < 8; i += 2) {
+          s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(codes[i], broadcast4(xq + 4 * i)));
+          s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(codes[i + 1], broadcast4(xq + 4 * i + 4)));
+        }
+        isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_add_epi16(s0, s1), scale));
+      }
+    }
+    // Minimums: lane r of pairs[h] holds (min_r(2h), min_r(2h + 1)) as int16.
+    __m256i pairs[4];
+    for (int h = 0; h < 4; ++h)
+      pairs[h] = _mm256_shuffle_epi8(mn[h / 2], load_mask(kLaneBytePair[h % 2]));
+    for (int c = 0; c < C; ++c) {
+      // Sums of the 8 runs of 32 activations: lane i of the low half run i (i < 4), of the
+      // high half run 4 + i; each pair (2h, 2h + 1) broadcast against pairs[h].
+      const __m256i runs16 = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(a.bsum + c * a.bsum_stride + j * (QK_K / 16)));
+      const __m256i runs32 = _mm256_hadd_epi16(runs16, runs16);
+      __m256i imin = _mm256_setzero_si256();
+      for (int h = 0; h < 4; ++h)
+        imin = _mm256_add_epi32(
+            imin, _mm256_madd_epi16(pairs[h], _mm256_permutevar8x32_epi32(
+                                                  runs32, _mm256_set1_epi32(h < 2 ? h : h + 2))));
+      const __m256 dx = _mm256_broadcast_ss(a.d + c * a.d_stride + j);
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(d, dx), acc[c]);
+      acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(dmin, dx), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm256_maskstore_ps(y + c * ys, row_mask, acc[c]);
+}
+
 // Tokens in groups of up to 4 (each group's weights are unpacked once per record).
 template <template <int> class Tokens>
 void interleaved_tile(const uint8_t* w, int64_t, int n_rows, const ActView& a, int64_t n_tokens,
@@ -832,6 +935,13 @@ struct Q4_0x8 {
   static void run(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
                   __m256i mask, bool accumulate) {
     q4_0x8_tokens<C>(w, a, nb, y, ys, mask, accumulate);
+  }
+};
+template <int C>
+struct Q4_Kx8 {
+  static void run(const uint8_t* w, const ActView& a, int64_t nb, float* y, int64_t ys,
+                  __m256i mask, bool accumulate) {
+    q4_kx8_tokens<C>(w, a, nb, y, ys, mask, accumulate);
   }
 };
 template <int C>
@@ -1090,6 +1200,7 @@ void fill_avx2_kernels(KernelTable& t) {
   t.quant_tile[size_t(GgmlType::Q4_0)] = quant_tile_32<Q4_0Traits>;
   t.quant_tile_interleaved[size_t(GgmlType::Q4_0)] = interleaved_tile<Q4_0x8>;
   t.quant_tile_interleaved[size_t(GgmlType::Q8_0)] = interleaved_tile<Q8_0x8>;
+  t.quant_tile_interleaved[size_t(GgmlType::Q4_K)] = interleaved_tile<Q4_Kx8>;
   t.quant_tile[size_t(GgmlType::Q4_1)] = quant_tile_32<Q4_1Traits>;
   t.quant_tile[size_t(GgmlType::Q5_0)] = quant_tile_32<Q5_0Traits>;
   t.quant_tile[size_t(GgmlType::Q5_1)] = quant_tile_32<Q5_1Traits>;
