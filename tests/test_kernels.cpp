@@ -516,6 +516,11 @@ TestMatrix interleaved(const TestMatrix& plain) {
   return m;
 }
 
+// The matrix as table k multiplies it: interleaved where k has an interleaved tile for its type.
+TestMatrix interleaved_if(const KernelTable& k, const TestMatrix& plain) {
+  return can_interleave(k, plain.w) ? interleaved(plain) : plain;
+}
+
 TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
   // Every type with an interleaved layout (repack.cpp), on any level.
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
@@ -596,6 +601,62 @@ TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPa
   }
   if (tested == 0) GTEST_SKIP() << "no CPU level here has an interleaved tile";
 }
+
+#if defined(__x86_64__)
+// The AVX-512 table computes the same integer dot products as the AVX2 one (VNNI instead of
+// maddubs + madd, two runs of Q6_K codes per 512-bit vector folded back to 8 lanes) and then the
+// same float operations, so the two agree bit for bit, on quantized rows and on arbitrary bytes.
+TEST(KernelQuantTileTest, Avx512TilesEqualAvx2TilesBitForBit) {
+  if (!cpu_level_supported(CpuLevel::kAvx512) || !cpu_level_supported(CpuLevel::kAvx2))
+    GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  const KernelTable& avx2 = kernel_table(CpuLevel::kAvx2);
+  const KernelTable& avx512 = kernel_table(CpuLevel::kAvx512);
+  std::mt19937 rng(5);
+  for (GgmlType type : kQuantTypes) {
+    const int block = act_block_size(type);
+    for (bool random_bytes : {false, true})
+      for (int64_t n_blocks : {1, 3, 9, 65}) {
+        const int64_t n = n_blocks * block;
+        TestMatrix plain = make_matrix(type, kInterleaveRows, n, uint32_t(81 + n_blocks));
+        if (random_bytes) {
+          // Any code or packed-scale value (Q8_0's -128 included); the fp16 scales stay those of
+          // the quantized rows, so no infinity hides the integer sums.
+          const int64_t bb = ggml_type_info(type).block_bytes;
+          const int64_t f16_begin = type == GgmlType::Q6_K ? 208 : 0;
+          const int64_t f16_end = type == GgmlType::Q6_K ? 210
+                                  : (type == GgmlType::Q4_1 || type == GgmlType::Q5_1 ||
+                                     type == GgmlType::Q4_K || type == GgmlType::Q5_K)
+                                      ? 4
+                                      : 2;
+          for (size_t i = 0; i < plain.bytes.size(); ++i) {
+            const int64_t at = int64_t(i) % bb;
+            if (at < f16_begin || at >= f16_end) plain.bytes[i] = uint8_t(rng());
+          }
+        }
+        const TestMatrix il = interleaved_if(avx2, plain);
+        const TileInputs in = tile_inputs(scalar(), block, n, uint32_t(82 + n_blocks));
+        const ActView a = view_of(in.acts, block, n);
+        const int64_t ys = kInterleaveRows;
+        for (int tokens : {1, 2, 4, 5, 9}) {
+          std::vector<float> y2(size_t(kTestTokens * ys), 0.5f), y512 = y2;
+          const bool il_tile = avx2.interleaved_tile(type) != nullptr;
+          const QuantTileFn t2 = il_tile ? avx2.interleaved_tile(type) : avx2.quantized_tile(type);
+          const QuantTileFn t512 =
+              il_tile ? avx512.interleaved_tile(type) : avx512.quantized_tile(type);
+          ASSERT_NE(t512, nullptr) << ggml_type_name(type);
+          t2(il.w.data, il.w.row_bytes, kInterleaveRows, a, tokens, n_blocks, y2.data(), ys, true);
+          t512(il.w.data, il.w.row_bytes, kInterleaveRows, a, tokens, n_blocks, y512.data(), ys,
+               true);
+          for (size_t i = 0; i < y2.size(); ++i)
+            ASSERT_TRUE(same_bits_or_both_nan(y512[i], y2[i]))
+                << ggml_type_name(type) << (random_bytes ? " random bytes" : "")
+                << " blocks=" << n_blocks << " tokens=" << tokens << " i=" << i << ": " << y512[i]
+                << " vs " << y2[i];
+        }
+      }
+  }
+}
+#endif
 
 // matmul on interleaved weights: the same results as on the plain matrix, in precise mode (bit
 // for bit) and in fast mode (within the activation rounding of the plain tile), on every level

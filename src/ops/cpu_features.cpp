@@ -20,6 +20,8 @@ const char* cpu_level_name(CpuLevel level) {
       return "scalar";
     case CpuLevel::kAvx2:
       return "avx2";
+    case CpuLevel::kAvx512:
+      return "avx512";
     case CpuLevel::kNeon:
       return "neon";
     case CpuLevel::kNeonDotprod:
@@ -37,6 +39,15 @@ bool cpu_level_supported(CpuLevel level) {
       // libgcc's checks include the OS saving the YMM state (XGETBV), not just CPUID.
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("f16c");
+#else
+      return false;
+#endif
+    case CpuLevel::kAvx512:
+#if defined(__x86_64__)
+      // libgcc checks that the OS saves the ZMM and mask state too (XCR0), not just CPUID.
+      return cpu_level_supported(CpuLevel::kAvx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni");
 #else
       return false;
 #endif
@@ -61,7 +72,8 @@ bool cpu_level_supported(CpuLevel level) {
 std::vector<CpuLevel> supported_cpu_levels() {
   std::vector<CpuLevel> levels;
   for (CpuLevel level :
-       {CpuLevel::kScalar, CpuLevel::kNeon, CpuLevel::kNeonDotprod, CpuLevel::kAvx2})
+       {CpuLevel::kScalar, CpuLevel::kNeon, CpuLevel::kNeonDotprod, CpuLevel::kAvx2,
+        CpuLevel::kAvx512})
     if (cpu_level_supported(level)) levels.push_back(level);
   return levels;
 }
@@ -71,7 +83,8 @@ CpuLevel selected_cpu_level() {
   if (!env || !*env) return supported_cpu_levels().back();
   const std::string name = env;
   for (CpuLevel level :
-       {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kNeon, CpuLevel::kNeonDotprod}) {
+       {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512, CpuLevel::kNeon,
+        CpuLevel::kNeonDotprod}) {
     if (name != cpu_level_name(level)) continue;
     if (!cpu_level_supported(level))
       fail(
@@ -85,7 +98,7 @@ CpuLevel selected_cpu_level() {
           ")");
     return level;
   }
-  fail("G4_CPU=", name, " is not a kernel level (expected scalar, avx2, neon or neon-dotprod)");
+  fail("G4_CPU=", name, " is not a kernel level (expected scalar, avx2, avx512, neon or neon-dotprod)");
 }
 
 }  // namespace g4

@@ -45,6 +45,10 @@ const KernelTable& kernel_table(CpuLevel level) {
       static const KernelTable table = make_table(level, fill_avx2_kernels);
       return table;
     }
+    case CpuLevel::kAvx512: {
+      static const KernelTable table = make_table(level, fill_avx512_kernels);
+      return table;
+    }
 #endif
 #if defined(__aarch64__)
     case CpuLevel::kNeon: {

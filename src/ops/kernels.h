@@ -1,5 +1,5 @@
 // The inner loops of matmul and of the attention helpers, one table of function pointers per CPU
-// level (cpu_features.h). kernels_scalar.cpp is the portable reference; x86/kernels_avx2.cpp and
+// level (cpu_features.h). kernels_scalar.cpp is the portable reference; x86/kernels_x86.inc and
 // arm/kernels_neon*.cpp are the SIMD versions, each compiled with its own ISA flags and chosen at
 // run time. tests/test_kernels.cpp checks every SIMD entry against the scalar one.
 //
@@ -114,6 +114,7 @@ const KernelTable& active_kernels();
 // tests/CMakeLists.txt checks their objects for such shared (weak) symbols.
 void fill_scalar_kernels(KernelTable& table);
 void fill_avx2_kernels(KernelTable& table);          // x86-64 builds only
+void fill_avx512_kernels(KernelTable& table);        // x86-64 builds only
 void fill_neon_kernels(KernelTable& table);          // aarch64 builds only
 void fill_neon_dotprod_kernels(KernelTable& table);  // aarch64 builds only
 

@@ -8,7 +8,7 @@
 // the codes in 4-byte slices.
 // One 32-byte load then holds 4 codes of each of 8 rows, so a single multiply-add against 4
 // broadcast activation codes advances 8 rows at once and a block's 8 dot products end in one
-// vector (ops/x86/kernels_avx2.cpp): no horizontal sums and no scale gathering per row. The
+// vector (ops/x86/kernels_x86.inc): no horizontal sums and no scale gathering per row. The
 // records are the same bytes in another order (same size); the loader drops the file's pages
 // once a matrix is copied (model/model.cpp), so the resident memory does not grow.
 #pragma once
