@@ -355,8 +355,8 @@ TEST(KernelQuantTileTest, ScalarTileEqualsDotOfDequantizedValues) {
     const TileInputs in = tile_inputs(scalar(), block, n, 22);
     const ActView a = view_of(in.acts, block, n);
     std::vector<float> y(size_t(kTestTokens * kQuantTileRows));
-    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kQuantTileRows, a, kTestTokens, n / block,
-                                  y.data(), kQuantTileRows, false);
+    scalar().quantized_tile(type)(m.w.data, m.w.row_bytes, kQuantTileRows, a, kTestTokens,
+                                  n / block, y.data(), kQuantTileRows, false);
     for (int t = 0; t < kTestTokens; ++t) {
       std::vector<float> xd(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i)
@@ -534,7 +534,8 @@ TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
           std::vector<uint8_t> got(size_t(n * bb)), want(size_t(n * bb));
           copy_row_blocks(il.w, r, b0, n, got.data());
           copy_row_blocks(plain.w, r, b0, n, want.data());
-          ASSERT_EQ(got, want) << ggml_type_name(type) << " row " << r << " blocks " << b0 << "+" << n;
+          ASSERT_EQ(got, want) << ggml_type_name(type) << " row " << r << " blocks " << b0 << "+"
+                               << n;
         }
   }
 }
@@ -578,8 +579,8 @@ TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPa
                   const double tol = 1e-5 * (abs_dot(type, plain.w.row(r), a, block, t, n) +
                                              (accumulate ? 0.25 : 0.0));
                   ASSERT_NEAR(y[i], y_ref[i], tol)
-                      << cpu_level_name(l) << " " << ggml_type_name(type) << " blocks="
-                      << n_blocks << " rows=" << rows << " tokens=" << tokens << " r=" << r;
+                      << cpu_level_name(l) << " " << ggml_type_name(type) << " blocks=" << n_blocks
+                      << " rows=" << rows << " tokens=" << tokens << " r=" << r;
                   if (!accumulate) {
                     ASSERT_TRUE(same_bits_or_both_nan(y[i], all[i]))
                         << "token " << t << " changed with the token count";
@@ -590,7 +591,8 @@ TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPa
         if (n_blocks > 1) {
           const int64_t cut = n_blocks / 2;
           std::vector<float> y(size_t(kTestTokens * ys), 0.25f);
-          tile(il.w.data, il.w.row_bytes, kInterleaveRows, a, kTestTokens, cut, y.data(), ys, false);
+          tile(il.w.data, il.w.row_bytes, kInterleaveRows, a, kTestTokens, cut, y.data(), ys,
+               false);
           tile(il.w.data + cut * kInterleaveRows * bb, il.w.row_bytes, kInterleaveRows,
                offset_by_blocks(a, cut, block), kTestTokens, n_blocks - cut, y.data(), ys, true);
           for (size_t i = 0; i < y.size(); ++i)
@@ -675,9 +677,10 @@ TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
         for (MatmulMode mode : {MatmulMode::kPrecise, MatmulMode::kFast}) {
           std::vector<float> y(size_t(c.tokens * c.rows)), y_plain = y;
           matmul(kernel_table(l), il.w, x.data(), c.cols, c.tokens, y.data(), c.rows, pool, mode);
-          matmul(kernel_table(l), plain.w, x.data(), c.cols, c.tokens, y_plain.data(), c.rows,
-                 pool, mode);
-          const bool same_kernel = mode == MatmulMode::kPrecise || !kernel_table(l).interleaved_tile(type);
+          matmul(kernel_table(l), plain.w, x.data(), c.cols, c.tokens, y_plain.data(), c.rows, pool,
+                 mode);
+          const bool same_kernel =
+              mode == MatmulMode::kPrecise || !kernel_table(l).interleaved_tile(type);
           for (size_t i = 0; i < y.size(); ++i) {
             if (same_kernel)
               ASSERT_TRUE(same_bits_or_both_nan(y[i], y_plain[i]))

@@ -71,9 +71,8 @@ bool cpu_level_supported(CpuLevel level) {
 
 std::vector<CpuLevel> supported_cpu_levels() {
   std::vector<CpuLevel> levels;
-  for (CpuLevel level :
-       {CpuLevel::kScalar, CpuLevel::kNeon, CpuLevel::kNeonDotprod, CpuLevel::kAvx2,
-        CpuLevel::kAvx512})
+  for (CpuLevel level : {CpuLevel::kScalar, CpuLevel::kNeon, CpuLevel::kNeonDotprod,
+                         CpuLevel::kAvx2, CpuLevel::kAvx512})
     if (cpu_level_supported(level)) levels.push_back(level);
   return levels;
 }
@@ -82,9 +81,8 @@ CpuLevel selected_cpu_level() {
   const char* env = std::getenv("G4_CPU");
   if (!env || !*env) return supported_cpu_levels().back();
   const std::string name = env;
-  for (CpuLevel level :
-       {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512, CpuLevel::kNeon,
-        CpuLevel::kNeonDotprod}) {
+  for (CpuLevel level : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512, CpuLevel::kNeon,
+                         CpuLevel::kNeonDotprod}) {
     if (name != cpu_level_name(level)) continue;
     if (!cpu_level_supported(level))
       fail(
@@ -98,7 +96,8 @@ CpuLevel selected_cpu_level() {
           ")");
     return level;
   }
-  fail("G4_CPU=", name, " is not a kernel level (expected scalar, avx2, avx512, neon or neon-dotprod)");
+  fail("G4_CPU=", name,
+       " is not a kernel level (expected scalar, avx2, avx512, neon or neon-dotprod)");
 }
 
 }  // namespace g4

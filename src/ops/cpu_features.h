@@ -1,8 +1,8 @@
 // Which SIMD kernels this machine can run, chosen once at run time (the binary itself targets the
 // baseline ISA: x86-64 or armv8-a, so it runs anywhere).
 //
-// G4_CPU=scalar|avx2|avx512|neon|neon-dotprod forces a level (tests and benchmarks); a level this build or
-// this CPU lacks is an error, not a silent fallback.
+// G4_CPU=scalar|avx2|avx512|neon|neon-dotprod forces a level (tests and benchmarks); a level this
+// build or this CPU lacks is an error, not a silent fallback.
 #pragma once
 
 #include <vector>
