@@ -28,6 +28,8 @@ Layout layout_of(GgmlType type) {
       return {{{0, 2, 2}, {2, 32, 4}}, 2};
     case GgmlType::Q4_K:  // d, dmin, 12 bytes of 6-bit scales and minimums, 128 code bytes
       return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}, 4};
+    case GgmlType::Q6_K:  // d, 16 int8 scales, then ql and qh in 8-byte slices
+      return {{{208, 2, 2}, {192, 16, 4}, {0, 128, 8}, {128, 64, 8}}, 4};
     default:
       fail("no interleaved layout for weight type ", ggml_type_name(type));
   }
@@ -49,8 +51,8 @@ void for_each_slice(const Layout& layout, int r, Fn&& fn) {
   for (int f = 0; f < layout.n_fields; ++f) {
     const Field& field = layout.fields[f];
     for (int64_t s = 0; s < field.bytes / field.slice; ++s)
-      fn(field.offset + s * field.slice,
-         record + (s * kInterleaveRows + r) * field.slice, field.slice);
+      fn(field.offset + s * field.slice, record + (s * kInterleaveRows + r) * field.slice,
+         field.slice);
     record += kInterleaveRows * field.bytes;
   }
 }
