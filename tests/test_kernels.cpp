@@ -523,7 +523,8 @@ TestMatrix interleaved_if(const KernelTable& k, const TestMatrix& plain) {
 
 TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
   // Every type with an interleaved layout (repack.cpp), on any level.
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType type :
+       {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const TestMatrix plain = make_matrix(type, 16, ggml_type_info(type).block_size * 7, 61);
     const TestMatrix il = interleaved(plain);
     EXPECT_NE(std::memcmp(il.bytes.data(), plain.bytes.data(), size_t(16 * plain.w.row_bytes)), 0);

@@ -15,7 +15,7 @@ struct Field {
   int64_t offset, bytes, slice;
 };
 struct Layout {
-  Field fields[4];
+  Field fields[5];
   int n_fields = 0;
 };
 
@@ -28,6 +28,8 @@ Layout layout_of(GgmlType type) {
       return {{{0, 2, 2}, {2, 32, 4}}, 2};
     case GgmlType::Q4_K:  // d, dmin, 12 bytes of 6-bit scales and minimums, 128 code bytes
       return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}, 4};
+    case GgmlType::Q5_K:  // as Q4_K, with the 32 qh bytes before the codes
+      return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 32, 4}, {48, 128, 4}}, 5};
     case GgmlType::Q6_K:  // d, 16 int8 scales, then ql and qh in 8-byte slices
       return {{{208, 2, 2}, {192, 16, 4}, {0, 128, 8}, {128, 64, 8}}, 4};
     default:

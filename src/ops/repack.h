@@ -5,8 +5,9 @@
 // field of the block in turn (repack.cpp lists them per type), cut into slices whose copies for
 // rows 0..7 sit side by side. Q4_0 / Q8_0: the 8 fp16 scales d, then the codes in 4-byte slices
 // (32 bytes per slice); Q4_K: the 8 d, the 8 dmin, the packed 6-bit scales in 4-byte slices, then
-// the codes in 4-byte slices; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then ql
-// and qh in 8-byte slices (64 bytes: one 512-bit vector).
+// the codes in 4-byte slices; Q5_K (AVX-512 only): as Q4_K with qh in 4-byte slices before the
+// codes; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then ql and qh in 8-byte slices
+// (64 bytes: one 512-bit vector).
 // One 32-byte load then holds 4 codes of each of 8 rows, so a single multiply-add against 4
 // broadcast activation codes advances 8 rows at once and a block's 8 dot products end in one
 // vector (ops/x86/kernels_x86.inc): no horizontal sums and no scale gathering per row. The
