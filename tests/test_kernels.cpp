@@ -525,19 +525,31 @@ TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
   // Every type with an interleaved layout (repack.cpp), on any level.
   for (GgmlType type :
        {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
-    const TestMatrix plain = make_matrix(type, 16, ggml_type_info(type).block_size * 7, 61);
-    const TestMatrix il = interleaved(plain);
-    EXPECT_NE(std::memcmp(il.bytes.data(), plain.bytes.data(), size_t(16 * plain.w.row_bytes)), 0);
-    const int64_t bb = ggml_type_info(type).block_bytes;
-    for (int64_t r = 0; r < 16; ++r)
-      for (int64_t b0 : {0, 3})
-        for (int64_t n : {int64_t(1), 7 - b0}) {
-          std::vector<uint8_t> got(size_t(n * bb)), want(size_t(n * bb));
-          copy_row_blocks(il.w, r, b0, n, got.data());
-          copy_row_blocks(plain.w, r, b0, n, want.data());
-          ASSERT_EQ(got, want) << ggml_type_name(type) << " row " << r << " blocks " << b0 << "+"
-                               << n;
-        }
+    const int64_t block = ggml_type_info(type).block_size, bb = ggml_type_info(type).block_bytes;
+    const int64_t panel = kInterleavePanelColumns / block;  // blocks per column panel
+    // Rows within one panel, and rows over two full panels and a narrower third.
+    for (int64_t nb : {int64_t(7), 2 * panel + 3}) {
+      const TestMatrix plain = make_matrix(type, 16, block * nb, uint32_t(61 + nb));
+      const TestMatrix il = interleaved(plain);
+      EXPECT_NE(std::memcmp(il.bytes.data(), plain.bytes.data(), size_t(16 * plain.w.row_bytes)),
+                0);
+      const auto matrix_end = [&](const TestMatrix& m) { return m.bytes.begin() + 16 * m.w.row_bytes; };
+      std::vector<uint8_t> sorted_il(il.bytes.begin(), matrix_end(il)),
+          sorted_plain(plain.bytes.begin(), matrix_end(plain));  // the same bytes, reordered
+      std::sort(sorted_il.begin(), sorted_il.end());
+      std::sort(sorted_plain.begin(), sorted_plain.end());
+      EXPECT_EQ(sorted_il, sorted_plain) << ggml_type_name(type) << ": not a reordering";
+      for (int64_t r = 0; r < 16; ++r)
+        for (int64_t b0 : {int64_t(0), int64_t(3), panel - 1, nb - 1})
+          for (int64_t n : {int64_t(1), int64_t(3), nb - b0}) {
+            if (b0 >= nb || n < 1 || b0 + n > nb) continue;
+            std::vector<uint8_t> got(size_t(n * bb)), want(size_t(n * bb));
+            copy_row_blocks(il.w, r, b0, n, got.data());
+            copy_row_blocks(plain.w, r, b0, n, want.data());
+            ASSERT_EQ(got, want) << ggml_type_name(type) << " row " << r << " blocks " << b0
+                                 << "+" << n << " of " << nb;
+          }
+    }
   }
 }
 
@@ -666,8 +678,9 @@ TEST(KernelQuantTileTest, Avx512TilesEqualAvx2TilesBitForBit) {
 // (levels without an interleaved tile copy the rows back to the plain layout).
 TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
   ThreadPool pool(2);
-  const MatmulCase cases[] = {{8, 256, 1}, {16, 512, 3}, {24, 7168, 37}};
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
+  // The last two cross column panels of the layout (ops/repack.h), with one token and with many.
+  const MatmulCase cases[] = {{8, 256, 1}, {16, 512, 3}, {16, 8448, 1}, {24, 7168, 37}};
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
     for (const MatmulCase& c : cases) {
       const TestMatrix plain = make_matrix(type, c.rows, c.cols, 81);
       const TestMatrix il = interleaved(plain);

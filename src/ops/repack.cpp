@@ -1,5 +1,6 @@
 #include "ops/repack.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -41,8 +42,17 @@ int64_t block_bytes(const WeightMatrix& w) {
   return ggml_type_info(w.type).block_bytes;
 }
 
-const uint8_t* group_start(const WeightMatrix& w, int64_t row) {
-  return w.data + row / kInterleaveRows * kInterleaveRows * w.row_bytes;
+int64_t blocks_per_panel(const WeightMatrix& w) {
+  return kInterleavePanelColumns / ggml_type_info(w.type).block_size;
+}
+
+// Where the record of block `block` of row group `group` sits: the panels one after the other,
+// each holding every group's records for its blocks (the last panel may be narrower).
+int64_t record_offset(const WeightMatrix& w, int64_t group, int64_t block) {
+  const int64_t bb = block_bytes(w), nb = w.cols / ggml_type_info(w.type).block_size;
+  const int64_t first = block / blocks_per_panel(w) * blocks_per_panel(w);  // the panel's first block
+  const int64_t width = std::min(blocks_per_panel(w), nb - first);
+  return first * bb * w.rows + (group * width + block - first) * kInterleaveRows * bb;
 }
 
 // Calls fn(block_offset, record_offset, n) for every piece of row r's block: n bytes at
@@ -73,14 +83,15 @@ void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group
   const int64_t nb = w.cols / ggml_type_info(w.type).block_size;
   for (int64_t g = group_begin; g < group_end; ++g) {
     const uint8_t* rows = w.data + g * kInterleaveRows * w.row_bytes;
-    uint8_t* out = dst + g * kInterleaveRows * w.row_bytes;
-    for (int64_t j = 0; j < nb; ++j, out += kInterleaveRows * bb)
+    for (int64_t j = 0; j < nb; ++j) {
+      uint8_t* out = dst + record_offset(w, g, j);
       for (int r = 0; r < kInterleaveRows; ++r) {
         const uint8_t* blk = rows + r * w.row_bytes + j * bb;
         for_each_slice(layout, r, [&](int64_t from, int64_t to, int64_t n) {
           std::memcpy(out + to, blk + from, size_t(n));
         });
       }
+    }
   }
 }
 
@@ -102,7 +113,12 @@ void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, in
 }
 
 const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block) {
-  return group_start(w, row) + block * kInterleaveRows * block_bytes(w);
+  return w.data + record_offset(w, row / kInterleaveRows, block);
+}
+
+int64_t interleaved_panel_end(const WeightMatrix& w, int64_t col) {
+  if (w.interleaved_rows == 1) return w.cols;
+  return std::min(w.cols, (col / kInterleavePanelColumns + 1) * kInterleavePanelColumns);
 }
 
 }  // namespace g4
