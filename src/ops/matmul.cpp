@@ -195,14 +195,20 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
   while (cuts.back() < cols)
     cuts.push_back(std::min(cuts.back() + panel,
                             interleaved_tile ? interleaved_panel_end(w, cuts.back()) : cols));
+  std::vector<GroupRecords> panel_records;  // interleaved tile: where each panel's records start
+  if (interleaved_tile)
+    for (size_t p = 0; p + 1 < cuts.size(); ++p)
+      panel_records.push_back(interleaved_records(w, cuts[p] / wb));
   const int64_t n_tiles = (w.rows + kQuantTileRows - 1) / kQuantTileRows;
   std::vector<std::unique_ptr<uint8_t[]>> plain(size_t(pool.size()));  // per thread
   for_tile_chunks(pool, n_tiles, kQuantTileRows * w.row_bytes, [&](int64_t tile_begin, int64_t tile_end, int thread) {
     if (interleaved && !interleaved_tile && !plain[size_t(thread)])
       plain[size_t(thread)] = uninitialized<uint8_t>(kQuantTileRows * (panel / wb) * block_bytes);
-    // One row tile against every token (the kernel decodes the rows' scales once), for columns
-    // [c0, c0 + width).
-    auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
+    // One row tile against every token (the kernel decodes the rows' scales once), for the
+    // columns of panel p.
+    auto run_tile = [&](int64_t r0, int n_rows, size_t p) {
+      const int64_t c0 = cuts[p], width = cuts[p + 1] - cuts[p];
+      const bool accumulate = p > 0;
       ActView act;
       act.q = q.get() + c0;
       act.q_stride = cols;
@@ -215,8 +221,8 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
       }
       const int64_t nb = width / wb;
       if (interleaved_tile) {
-        interleaved_tile(interleaved_block(w, r0, c0 / wb), w.row_bytes, n_rows, act, T, nb, y + r0,
-                         y_stride, accumulate);
+        interleaved_tile(panel_records[p].group(r0 / kInterleaveRows), w.row_bytes, n_rows, act, T,
+                         nb, y + r0, y_stride, accumulate);
       } else if (interleaved) {
         uint8_t* rows = plain[size_t(thread)].get();
         for (int r = 0; r < n_rows; ++r)
@@ -229,7 +235,7 @@ void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix
     };
     for (size_t p = 0; p + 1 < cuts.size(); ++p)
       for_row_tiles(tile_begin, tile_end, w.rows, kQuantTileRows, [&](int64_t r0, int n_rows) {
-        run_tile(r0, n_rows, cuts[p], cuts[p + 1] - cuts[p], p > 0);
+        run_tile(r0, n_rows, p);
       });
   });
 }

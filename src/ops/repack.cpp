@@ -112,8 +112,13 @@ void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, in
   }
 }
 
+GroupRecords interleaved_records(const WeightMatrix& w, int64_t block) {
+  const int64_t start = record_offset(w, 0, block);
+  return {w.data + start, record_offset(w, 1, block) - start};
+}
+
 const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block) {
-  return w.data + record_offset(w, row / kInterleaveRows, block);
+  return interleaved_records(w, block).group(row / kInterleaveRows);
 }
 
 int64_t interleaved_panel_end(const WeightMatrix& w, int64_t col) {

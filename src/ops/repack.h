@@ -51,6 +51,15 @@ void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, in
 // of a group's blocks follow each other up to the end of their column panel.
 const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block);
 
+// The records of block `block` of every group: group g's at start + g * group_stride. Lets a
+// loop over row groups skip interleaved_block's divisions.
+struct GroupRecords {
+  const uint8_t* start;
+  int64_t group_stride;
+  const uint8_t* group(int64_t g) const { return start + g * group_stride; }
+};
+GroupRecords interleaved_records(const WeightMatrix& w, int64_t block);
+
 // The column where the layout's panel holding column `col` ends: an interleaved tile may run from
 // `col` up to it in one call. w.cols for a plain matrix.
 int64_t interleaved_panel_end(const WeightMatrix& w, int64_t col);
