@@ -518,7 +518,10 @@ TestMatrix interleaved(const TestMatrix& plain) {
 
 // The matrix as table k multiplies it: interleaved where k has an interleaved tile for its type.
 TestMatrix interleaved_if(const KernelTable& k, const TestMatrix& plain) {
-  return can_interleave(k, plain.w) ? interleaved(plain) : plain;
+  if (can_interleave(k, plain.w)) return interleaved(plain);
+  TestMatrix copy = plain;
+  copy.w.data = copy.bytes.data();  // its own bytes: the copy may outlive `plain`
+  return copy;
 }
 
 TEST(KernelInterleaveTest, RowsReadBackBitExactFromEveryBlockRange) {
@@ -714,6 +717,47 @@ TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
       }
     }
   }
+}
+
+// Matrices of one input in one call: the same bits as one matmul each, whatever their types (32-
+// and 256-block activations, float weights), layouts and row counts, on every level.
+TEST(KernelMatmulTest, SharedInputEqualsOneMatmulEach) {
+  ThreadPool pool(2);
+  const int64_t cols = 4352;  // 17 x 256: one full interleaving panel and a part of another
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    std::vector<TestMatrix> mats;
+    mats.push_back(interleaved_if(k, make_matrix(GgmlType::Q4_0, 24, cols, 91)));
+    mats.push_back(make_matrix(GgmlType::Q6_K, 13, cols, 92));
+    mats.push_back(interleaved_if(k, make_matrix(GgmlType::Q8_0, 16, cols, 93)));
+    mats.push_back(make_matrix(GgmlType::F16, 5, cols, 94));
+    mats.push_back(interleaved_if(k, make_matrix(GgmlType::Q4_K, 40, cols, 95)));
+    for (int64_t T : {1, 5, 37}) {
+      const auto x = gaussian(T * cols, uint32_t(96 + T));
+      for (MatmulMode mode : {MatmulMode::kPrecise, MatmulMode::kFast}) {
+        std::vector<std::vector<float>> fused, alone;
+        std::vector<MatmulOutput> outs;
+        for (const TestMatrix& m : mats) {
+          fused.emplace_back(size_t(T * (m.w.rows + 2)), 0.5f);
+          alone.emplace_back(size_t(T * (m.w.rows + 2)), 0.5f);
+          matmul(k, m.w, x.data(), cols, T, alone.back().data(), m.w.rows + 2, pool, mode);
+        }
+        for (size_t i = 0; i < mats.size(); ++i)
+          outs.push_back({&mats[i].w, fused[i].data(), mats[i].w.rows + 2});
+        matmul_shared_input(k, outs, x.data(), cols, T, pool, mode);
+        for (size_t i = 0; i < mats.size(); ++i)
+          for (size_t j = 0; j < fused[i].size(); ++j)
+            ASSERT_TRUE(same_bits_or_both_nan(fused[i][j], alone[i][j]))
+                << cpu_level_name(l) << " " << ggml_type_name(mats[i].w.type) << " T=" << T
+                << (mode == MatmulMode::kFast ? " fast" : " precise") << " j=" << j;
+      }
+    }
+  }
+  // Matrices of different row lengths cannot share an input.
+  const TestMatrix a = make_matrix(GgmlType::Q4_0, 8, 256, 97), b = make_matrix(GgmlType::Q4_0, 8, 512, 98);
+  std::vector<float> x(512), ya(8), yb(8);
+  const MatmulOutput outs[] = {{&a.w, ya.data(), 8}, {&b.w, yb.data(), 8}};
+  EXPECT_THROW(matmul_shared_input(outs, x.data(), 512, 1, pool, MatmulMode::kFast), Error);
 }
 
 TEST(KernelMatmulTest, RejectsRowsThatAreNotWholeBlocks) {

@@ -171,13 +171,11 @@ void ForwardPass::attention_layer(int l, std::span<SequenceInput> inputs) {
   for_each_row([&](int64_t r) { rms_norm(&x_[size_t(r * d)], w.attn_norm.data(), &xn_[size_t(r * d)], d, hp.rms_eps); });
   trace("attn_norm", l, xn_, d);
 
-  matmul(w.wq, xn_.data(), d, T, q_.data(), q_row, pool_, matmul_mode_);
-  matmul(w.wk, xn_.data(), d, T, k_.data(), kv_row, pool_, matmul_mode_);
-  if (w.wv.present()) {
-    matmul(w.wv, xn_.data(), d, T, v_.data(), kv_row, pool_, matmul_mode_);
-  } else {
+  const MatmulOutput qkv[] = {{&w.wq, q_.data(), q_row}, {&w.wk, k_.data(), kv_row},
+                              {&w.wv, v_.data(), kv_row}};
+  matmul_shared_input(std::span(qkv, w.wv.present() ? 3 : 2), xn_.data(), d, T, pool_, matmul_mode_);
+  if (!w.wv.present())
     std::copy_n(k_.data(), size_t(T * kv_row), v_.data());  // k_eq_v: V is the raw K projection
-  }
 
   // Per head: q and k get their learned RMSNorm then RoPE; v a weightless RMSNorm (spec §2.3).
   const float* rope = (g.sliding ? rope_swa_ : rope_full_).data();
@@ -268,8 +266,8 @@ void ForwardPass::ffn_layer(int l) {
   const int64_t d = hp.n_embd, T = n_tokens_, ff = hp.layer(l).n_ff;
 
   for_each_row([&](int64_t r) { rms_norm(&x_[size_t(r * d)], w.ffn_norm.data(), &xn_[size_t(r * d)], d, hp.rms_eps); });
-  matmul(w.w_gate, xn_.data(), d, T, gate_.data(), ff, pool_, matmul_mode_);
-  matmul(w.w_up, xn_.data(), d, T, up_.data(), ff, pool_, matmul_mode_);
+  const MatmulOutput gate_up[] = {{&w.w_gate, gate_.data(), ff}, {&w.w_up, up_.data(), ff}};
+  matmul_shared_input(gate_up, xn_.data(), d, T, pool_, matmul_mode_);
   for_each_row([&](int64_t r) { geglu_inplace(&gate_[size_t(r * ff)], &up_[size_t(r * ff)], ff); });
   matmul(w.w_down, gate_.data(), ff, T, proj_.data(), d, pool_, matmul_mode_);
   trace("ffn_out", l, proj_, d);

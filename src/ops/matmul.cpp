@@ -156,87 +156,140 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
 }
 
 // Fast path: activations quantized once, integer tiles.
-void matmul_quantized(const KernelTable& k, QuantTileFn tile, const WeightMatrix& w, const float* x,
-                      int64_t x_stride, int64_t T, float* y, int64_t y_stride, ThreadPool& pool) {
-  const int64_t cols = w.cols;
-  const int ab = act_block_size(w.type);
-  const int64_t n_ab = cols / ab;  // activation blocks per token
-  auto q = uninitialized<int8_t>(T * cols);
-  auto d = uninitialized<float>(T * n_ab);
-  auto dsum = uninitialized<float>(ab == 32 ? T * n_ab : 0);
-  auto bsum = uninitialized<int16_t>(ab == 256 ? T * (cols / 16) : 0);
-  auto quantize_token = [&](int64_t t) {
-    if (ab == 32)
-      k.quantize_act32(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab,
-                       dsum.get() + t * n_ab);
-    else
-      k.quantize_act256(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_ab,
-                        bsum.get() + t * (cols / 16));
-  };
-  if (T == 1) {
-    quantize_token(0);
-  } else {
-    pool.parallel_for(T, 4, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) quantize_token(t);
-    });
+
+// The activation rows of a fast-mode matmul, each quantized once to int8 blocks of `block` (32 or
+// 256) values.
+struct QuantizedActs {
+  int block = 32;
+  int64_t cols = 0, n_blocks = 0;  // per token
+  std::unique_ptr<int8_t[]> q;
+  std::unique_ptr<float[]> d, dsum;   // dsum: 32-blocks
+  std::unique_ptr<int16_t[]> bsum;    // bsum: 256-blocks
+
+  QuantizedActs(const KernelTable& k, int block_size, const float* x, int64_t x_stride,
+                int64_t columns, int64_t T, ThreadPool& pool)
+      : block(block_size), cols(columns), n_blocks(columns / block_size) {
+    q = uninitialized<int8_t>(T * cols);
+    d = uninitialized<float>(T * n_blocks);
+    dsum = uninitialized<float>(block == 32 ? T * n_blocks : 0);
+    bsum = uninitialized<int16_t>(block == 256 ? T * (cols / 16) : 0);
+    auto quantize_token = [&](int64_t t) {
+      if (block == 32)
+        k.quantize_act32(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_blocks,
+                         dsum.get() + t * n_blocks);
+      else
+        k.quantize_act256(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_blocks,
+                          bsum.get() + t * (cols / 16));
+    };
+    if (T == 1) {
+      quantize_token(0);
+    } else {
+      pool.parallel_for(T, 4, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) quantize_token(t);
+      });
+    }
   }
 
-  const int64_t wb = ggml_type_info(w.type).block_size;  // == ab for every quantized type
-  const int64_t block_bytes = ggml_type_info(w.type).block_bytes;
-  // Interleaved weights (ops/repack.h) go to the interleaved kernel; a table without one (the
-  // scalar reference, NEON) gets the tile's rows copied back to the plain layout first.
-  const bool interleaved = w.interleaved_rows > 1;
-  const QuantTileFn interleaved_tile = interleaved ? k.interleaved_tile(w.type) : nullptr;
+  // The view of columns [c0, ...) of every token.
+  ActView view(int64_t c0) const {
+    ActView a;
+    a.q = q.get() + c0;
+    a.q_stride = cols;
+    a.d = d.get() + c0 / block;
+    a.d_stride = n_blocks;
+    if (block == 32) a.dsum = dsum.get() + c0 / block;
+    if (block == 256) {
+      a.bsum = bsum.get() + c0 / 16;
+      a.bsum_stride = cols / 16;
+    }
+    return a;
+  }
+};
 
-  // Column panels: none wider than `panel` (activations in L2), and for the interleaved tile none
-  // crossing one of the layout's panels (ops/repack.h).
-  const int64_t panel = T <= kTileTokens ? cols : panel_columns(cols, T, 1);
-  std::vector<int64_t> cuts = {0};  // panel p is [cuts[p], cuts[p + 1])
-  while (cuts.back() < cols)
-    cuts.push_back(std::min(cuts.back() + panel,
-                            interleaved_tile ? interleaved_panel_end(w, cuts.back()) : cols));
-  std::vector<GroupRecords> panel_records;  // interleaved tile: where each panel's records start
-  if (interleaved_tile)
-    for (size_t p = 0; p + 1 < cuts.size(); ++p)
-      panel_records.push_back(interleaved_records(w, cuts[p] / wb));
-  const int64_t n_tiles = (w.rows + kQuantTileRows - 1) / kQuantTileRows;
-  std::vector<std::unique_ptr<uint8_t[]>> plain(size_t(pool.size()));  // per thread
-  for_tile_chunks(pool, n_tiles, kQuantTileRows * w.row_bytes, [&](int64_t tile_begin, int64_t tile_end, int thread) {
-    if (interleaved && !interleaved_tile && !plain[size_t(thread)])
-      plain[size_t(thread)] = uninitialized<uint8_t>(kQuantTileRows * (panel / wb) * block_bytes);
-    // One row tile against every token (the kernel decodes the rows' scales once), for the
-    // columns of panel p.
-    auto run_tile = [&](int64_t r0, int n_rows, size_t p) {
-      const int64_t c0 = cuts[p], width = cuts[p + 1] - cuts[p];
+// One matrix's row tiles against quantized activations: y = W x for the tiles a thread is handed.
+class QuantizedTiles {
+ public:
+  QuantizedTiles(const KernelTable& k, QuantTileFn tile, const WeightMatrix& w, int64_t T,
+                 float* y, int64_t y_stride, int n_threads)
+      : w_(w), tile_(tile), T_(T), y_(y), y_stride_(y_stride),
+        wb_(ggml_type_info(w.type).block_size), block_bytes_(ggml_type_info(w.type).block_bytes) {
+    // Interleaved weights (ops/repack.h) go to the interleaved kernel; a table without one (the
+    // scalar reference, NEON) gets the tile's rows copied back to the plain layout first.
+    if (w.interleaved_rows > 1) {
+      interleaved_tile_ = k.interleaved_tile(w.type);
+      if (!interleaved_tile_) plain_.resize(size_t(n_threads));
+    }
+    // Column panels: none wider than `panel` (activations in L2), and for the interleaved tile
+    // none crossing one of the layout's panels (ops/repack.h).
+    panel_ = T <= kTileTokens ? w.cols : panel_columns(w.cols, T, 1);
+    cuts_ = {0};  // panel p is [cuts_[p], cuts_[p + 1])
+    while (cuts_.back() < w.cols)
+      cuts_.push_back(std::min(cuts_.back() + panel_, interleaved_tile_
+                                                           ? interleaved_panel_end(w, cuts_.back())
+                                                           : w.cols));
+    if (interleaved_tile_)  // where each panel's records start
+      for (size_t p = 0; p + 1 < cuts_.size(); ++p)
+        panel_records_.push_back(interleaved_records(w, cuts_[p] / wb_));
+  }
+
+  int64_t n_tiles() const { return (w_.rows + kQuantTileRows - 1) / kQuantTileRows; }
+  int64_t tile_bytes() const { return kQuantTileRows * w_.row_bytes; }
+
+  // Row tiles [tile_begin, tile_end), every panel in turn, every token.
+  void run(int64_t tile_begin, int64_t tile_end, int thread, const QuantizedActs& acts) {
+    uint8_t* plain = nullptr;
+    if (!plain_.empty()) {
+      if (!plain_[size_t(thread)])
+        plain_[size_t(thread)] = uninitialized<uint8_t>(kQuantTileRows * (panel_ / wb_) * block_bytes_);
+      plain = plain_[size_t(thread)].get();
+    }
+    for (size_t p = 0; p + 1 < cuts_.size(); ++p) {
+      const int64_t c0 = cuts_[p], nb = (cuts_[p + 1] - c0) / wb_;
+      const ActView act = acts.view(c0);
       const bool accumulate = p > 0;
-      ActView act;
-      act.q = q.get() + c0;
-      act.q_stride = cols;
-      act.d = d.get() + c0 / ab;
-      act.d_stride = n_ab;
-      if (ab == 32) act.dsum = dsum.get() + c0 / ab;
-      if (ab == 256) {
-        act.bsum = bsum.get() + c0 / 16;
-        act.bsum_stride = cols / 16;
-      }
-      const int64_t nb = width / wb;
-      if (interleaved_tile) {
-        interleaved_tile(panel_records[p].group(r0 / kInterleaveRows), w.row_bytes, n_rows, act, T,
-                         nb, y + r0, y_stride, accumulate);
-      } else if (interleaved) {
-        uint8_t* rows = plain[size_t(thread)].get();
-        for (int r = 0; r < n_rows; ++r)
-          copy_row_blocks(w, r0 + r, c0 / wb, nb, rows + r * nb * block_bytes);
-        tile(rows, nb * block_bytes, n_rows, act, T, nb, y + r0, y_stride, accumulate);
-      } else {
-        tile(w.row(r0) + c0 / wb * block_bytes, w.row_bytes, n_rows, act, T, nb, y + r0, y_stride,
-             accumulate);
-      }
-    };
-    for (size_t p = 0; p + 1 < cuts.size(); ++p)
-      for_row_tiles(tile_begin, tile_end, w.rows, kQuantTileRows, [&](int64_t r0, int n_rows) {
-        run_tile(r0, n_rows, p);
+      // One row tile against every token (the kernel decodes the rows' scales once).
+      for_row_tiles(tile_begin, tile_end, w_.rows, kQuantTileRows, [&](int64_t r0, int n_rows) {
+        float* y = y_ + r0;
+        if (interleaved_tile_) {
+          interleaved_tile_(panel_records_[p].group(r0 / kInterleaveRows), w_.row_bytes, n_rows,
+                            act, T_, nb, y, y_stride_, accumulate);
+        } else if (plain) {
+          for (int r = 0; r < n_rows; ++r)
+            copy_row_blocks(w_, r0 + r, c0 / wb_, nb, plain + r * nb * block_bytes_);
+          tile_(plain, nb * block_bytes_, n_rows, act, T_, nb, y, y_stride_, accumulate);
+        } else {
+          tile_(w_.row(r0) + c0 / wb_ * block_bytes_, w_.row_bytes, n_rows, act, T_, nb, y,
+                y_stride_, accumulate);
+        }
       });
+    }
+  }
+
+ private:
+  const WeightMatrix& w_;
+  QuantTileFn tile_, interleaved_tile_ = nullptr;
+  int64_t T_;
+  float* y_;
+  int64_t y_stride_, wb_, block_bytes_, panel_ = 0;
+  std::vector<int64_t> cuts_;
+  std::vector<GroupRecords> panel_records_;
+  std::vector<std::unique_ptr<uint8_t[]>> plain_;  // per thread
+};
+
+// Several matrices' row tiles as one run of tiles, handed out to the threads together: a thread
+// that finishes one matrix's rows goes on with the next's instead of waiting for the others.
+void run_quantized(std::vector<QuantizedTiles>& mats, const QuantizedActs& acts, ThreadPool& pool) {
+  std::vector<int64_t> first = {0};  // mats[m]'s tiles are [first[m], first[m + 1])
+  int64_t tile_bytes = 0;
+  for (const QuantizedTiles& m : mats) {
+    first.push_back(first.back() + m.n_tiles());
+    tile_bytes = std::max(tile_bytes, m.tile_bytes());
+  }
+  for_tile_chunks(pool, first.back(), tile_bytes, [&](int64_t begin, int64_t end, int thread) {
+    for (size_t m = 0; m < mats.size(); ++m) {
+      const int64_t b = std::max(begin, first[m]), e = std::min(end, first[m + 1]);
+      if (b < e) mats[m].run(b - first[m], e - first[m], thread, acts);
+    }
   });
 }
 
@@ -261,17 +314,50 @@ void weight_row_f32(const WeightMatrix& w, int64_t row, float* out) {
 
 void matmul(const KernelTable& kernels, const WeightMatrix& w, const float* x, int64_t x_stride,
             int64_t n_tokens, float* y, int64_t y_stride, ThreadPool& pool, MatmulMode mode) {
-  check_matmul(w);
-  if (n_tokens <= 0 || w.rows == 0) return;
-  if (w.cols == 0) {  // empty dot products
-    for (int64_t t = 0; t < n_tokens; ++t) std::fill_n(y + t * y_stride, w.rows, 0.0f);
+  const MatmulOutput out{&w, y, y_stride};
+  matmul_shared_input(kernels, {&out, 1}, x, x_stride, n_tokens, pool, mode);
+}
+
+void matmul_shared_input(const KernelTable& kernels, std::span<const MatmulOutput> outs,
+                         const float* x, int64_t x_stride, int64_t n_tokens, ThreadPool& pool,
+                         MatmulMode mode) {
+  if (outs.empty()) return;
+  const int64_t cols = outs[0].w->cols;
+  for (const MatmulOutput& o : outs) {
+    check_matmul(*o.w);
+    if (o.w->cols != cols)
+      fail("matmul: ", o.w->name, " has rows of ", o.w->cols, " values, not ", cols,
+           " like the other matrices of its input");
+  }
+  if (n_tokens <= 0) return;
+  if (cols == 0) {  // empty dot products
+    for (const MatmulOutput& o : outs)
+      for (int64_t t = 0; t < n_tokens; ++t) std::fill_n(o.y + t * o.y_stride, o.w->rows, 0.0f);
     return;
   }
-  const QuantTileFn tile = mode == MatmulMode::kFast ? kernels.quantized_tile(w.type) : nullptr;
-  if (tile)
-    matmul_quantized(kernels, tile, w, x, x_stride, n_tokens, y, y_stride, pool);
-  else
-    matmul_float(kernels, w, x, x_stride, n_tokens, y, y_stride, pool);
+  // Fast mode: the matrices with an integer tile share one quantization of x per activation
+  // block size (32 or 256) and one pass over the pool; the others go through the float path.
+  std::vector<QuantizedTiles> by_block[2];  // [0]: 32-blocks, [1]: 256-blocks
+  for (const MatmulOutput& o : outs) {
+    if (o.w->rows == 0) continue;
+    const QuantTileFn tile =
+        mode == MatmulMode::kFast ? kernels.quantized_tile(o.w->type) : nullptr;
+    if (tile)
+      by_block[act_block_size(o.w->type) == 32 ? 0 : 1].emplace_back(
+          kernels, tile, *o.w, n_tokens, o.y, o.y_stride, pool.size());
+    else
+      matmul_float(kernels, *o.w, x, x_stride, n_tokens, o.y, o.y_stride, pool);
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (by_block[i].empty()) continue;
+    const QuantizedActs acts(kernels, i == 0 ? 32 : 256, x, x_stride, cols, n_tokens, pool);
+    run_quantized(by_block[i], acts, pool);
+  }
+}
+
+void matmul_shared_input(std::span<const MatmulOutput> outs, const float* x, int64_t x_stride,
+                         int64_t n_tokens, ThreadPool& pool, MatmulMode mode) {
+  matmul_shared_input(active_kernels(), outs, x, x_stride, n_tokens, pool, mode);
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 
@@ -29,6 +30,24 @@ void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n_t
 // The same with an explicit kernel table (tests compare every CPU level).
 void matmul(const KernelTable& kernels, const WeightMatrix& w, const float* x, int64_t x_stride,
             int64_t n_tokens, float* y, int64_t y_stride, ThreadPool& pool, MatmulMode mode);
+
+// One product of matmul_shared_input: y = W x, output row r of token t at y[t * y_stride + r].
+struct MatmulOutput {
+  const WeightMatrix* w;
+  float* y;
+  int64_t y_stride;
+};
+
+// matmul for several matrices of the same input x (Q, K and V; gate and up), with the same results
+// bit for bit as one matmul each, in one pass over the pool: x is quantized once, and a thread
+// that finishes its share of one matrix goes on with the next instead of waiting for the others
+// (a decoding step then streams its weights with fewer pauses). Every W must have w->cols values
+// per row (else g4::Error).
+void matmul_shared_input(std::span<const MatmulOutput> outs, const float* x, int64_t x_stride,
+                         int64_t n_tokens, ThreadPool& pool, MatmulMode mode = MatmulMode::kPrecise);
+void matmul_shared_input(const KernelTable& kernels, std::span<const MatmulOutput> outs,
+                         const float* x, int64_t x_stride, int64_t n_tokens, ThreadPool& pool,
+                         MatmulMode mode);
 
 // One row of W decoded to float (embedding lookup).
 void weight_row_f32(const WeightMatrix& w, int64_t row, float* out);
