@@ -42,7 +42,7 @@ struct Gemma4Model {
   Gemma4HParams hp;
   Gemma4Weights weights;
   // Matrices re-laid out for the SIMD kernels at load (ops/repack.h); weights point into them.
-  std::vector<LargeBuffer> interleaved;
+  LargeBuffer interleaved;
   std::unique_ptr<Tokenizer> tokenizer;     // null when the file carries no vocabulary
   std::optional<std::string> chat_template; // tokenizer.chat_template, when present
   SamplingParams sampling_defaults;         // general.sampling.*, else Gemma 4's published ones

@@ -57,8 +57,8 @@ WeightsFootprint weights_footprint(const Gemma4Weights& w);
 // Copies every matrix the active kernels have an interleaved tile for (ops/repack.h) into the
 // interleaved layout, points it there and drops its file pages from memory (they are read back
 // only if the file is mapped again), so the resident size stays that of the weights. Returns the
-// buffers, which must outlive `w`.
-std::vector<LargeBuffer> interleave_for_kernels(Gemma4Weights& w);
+// buffer holding them all, which must outlive `w`.
+LargeBuffer interleave_for_kernels(Gemma4Weights& w);
 int64_t weights_size_bytes(const Gemma4Weights& w);
 
 }  // namespace g4
