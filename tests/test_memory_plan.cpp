@@ -2,6 +2,7 @@
 // on small shapes of several kinds, and the KV cache of the 12B shape at a long context.
 #include <gtest/gtest.h>
 
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "model/random_model.h"
@@ -9,6 +10,19 @@
 
 namespace g4 {
 namespace {
+
+// Big buffers start on a 2 MiB boundary, so that huge pages can back all of them (weights stream
+// through 4 KiB pages markedly slower); every byte is usable and starts zeroed.
+TEST(MemoryPlanTest, LargeBuffersAreHugePageAligned) {
+  for (size_t bytes : {size_t(4) << 20, (size_t(9) << 20) + 123}) {
+    LargeBuffer buffer(bytes);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(buffer.data()) % (size_t(2) << 20), 0u) << bytes;
+    ASSERT_EQ(buffer.size(), bytes);
+    EXPECT_EQ(buffer.data()[0], 0);
+    EXPECT_EQ(buffer.data()[bytes - 1], 0);
+    buffer.data()[bytes - 1] = 7;
+  }
+}
 
 TEST(MemoryPlanTest, AllocationsMatchThePlanOnSmallShapes) {
   test::TempDir dir;

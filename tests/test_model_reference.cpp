@@ -4,7 +4,9 @@
 // token decode and chunked prefill (across the sliding window boundary) agree.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -365,6 +367,20 @@ TEST_P(ForwardBatchInvarianceTest, BitIdenticalAloneBatchedChunkedAndAcrossThrea
   const bool interleaved = active_kernels().interleaved_tile(spec.type) != nullptr;
   EXPECT_EQ(model->weights.layers[0].w_up.interleaved_rows, interleaved ? kInterleaveRows : 1);
   EXPECT_EQ(model->weights.token_embd.interleaved_rows, interleaved ? kInterleaveRows : 1);
+  // The interleaved matrices share one buffer (model/weights.cpp), without overlapping.
+  std::vector<std::pair<const uint8_t*, const uint8_t*>> spans;
+  auto in_buffer = [&](const WeightMatrix& m) {
+    if (m.interleaved_rows == 1) return;
+    spans.emplace_back(m.data, m.data + m.rows * m.row_bytes);
+    EXPECT_GE(m.data, model->interleaved.data()) << m.name;
+    EXPECT_LE(spans.back().second, model->interleaved.data() + model->interleaved.size()) << m.name;
+  };
+  in_buffer(model->weights.token_embd);
+  for (const LayerWeights& l : model->weights.layers)
+    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      in_buffer(*m);
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i) EXPECT_LE(spans[i - 1].second, spans[i].first);
   const std::vector<int32_t> a = random_ids(30, spec.n_vocab, 1), b = random_ids(17, spec.n_vocab, 2);
 
   // Logits of every position of `ids`, fed in chunks, optionally alongside another sequence.
