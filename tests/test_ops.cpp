@@ -33,22 +33,23 @@ TEST(OpsTest, DotMatchesDoubleOnOddSizes) {
 }
 
 TEST(OpsTest, RmsNormWithAndWithoutWeight) {
-  const int64_t n = 37;
-  const auto x = random_vector(n, 3, 5.0f), w = random_vector(n, 4);
-  double ss = 0;
-  for (float v : x) ss += double(v) * v;
-  const double scale = 1.0 / std::sqrt(ss / n + 1e-6);
-  std::vector<float> y(static_cast<size_t>(n)), y_noweight(static_cast<size_t>(n));
-  rms_norm(x.data(), w.data(), y.data(), n, 1e-6f);
-  rms_norm(x.data(), nullptr, y_noweight.data(), n, 1e-6f);
-  for (int64_t i = 0; i < n; ++i) {
-    EXPECT_NEAR(y[size_t(i)], x[size_t(i)] * scale * w[size_t(i)], 1e-5);
-    EXPECT_NEAR(y_noweight[size_t(i)], x[size_t(i)] * scale, 1e-5);
+  for (const int64_t n : {1, 8, 37, 3840}) {  // the sum runs in 8 partial sums and a tail
+    const auto x = random_vector(n, 3, 5.0f), w = random_vector(n, 4);
+    double ss = 0;
+    for (float v : x) ss += double(v) * v;
+    const double scale = 1.0 / std::sqrt(ss / double(n) + 1e-6);
+    std::vector<float> y(static_cast<size_t>(n)), y_noweight(static_cast<size_t>(n));
+    rms_norm(x.data(), w.data(), y.data(), n, 1e-6f);
+    rms_norm(x.data(), nullptr, y_noweight.data(), n, 1e-6f);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(y[size_t(i)], x[size_t(i)] * scale * w[size_t(i)], 1e-5) << n;
+      EXPECT_NEAR(y_noweight[size_t(i)], x[size_t(i)] * scale, 1e-5) << n;
+    }
+    // In place gives the same result.
+    std::vector<float> z = x;
+    rms_norm(z.data(), w.data(), z.data(), n, 1e-6f);
+    EXPECT_EQ(z, y) << n;
   }
-  // In place gives the same result.
-  std::vector<float> z = x;
-  rms_norm(z.data(), w.data(), z.data(), n, 1e-6f);
-  EXPECT_EQ(z, y);
 }
 
 TEST(OpsTest, GeluIsTheTanhApproximation) {

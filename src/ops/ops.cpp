@@ -20,8 +20,14 @@ void scale_f32(float s, float* y, int64_t n) {
 }
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
-  double sum_sq = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum_sq += double(x[i]) * double(x[i]);
+  // Eight partial sums: a single chain of dependent double adds waited ~4 cycles per value (the
+  // norms of a 12B decode step were ~0.8% of its time, in a single thread).
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) part[k] += double(x[i + k]) * double(x[i + k]);
+  for (; i < n; ++i) part[0] += double(x[i]) * double(x[i]);
+  const double sum_sq = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
   const float scale = float(1.0 / std::sqrt(sum_sq / double(n) + double(eps)));
   if (w) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
