@@ -42,6 +42,18 @@ void BM_Axpy(benchmark::State& state, const g4::KernelTable* k, int64_t n) {
   items(state, n);
 }
 
+// Attention's weighted sum of values: `rows` query heads, 64 value rows of head_dim 256.
+void BM_AxpyRows(benchmark::State& state, const g4::KernelTable* k, int rows) {
+  constexpr int64_t kKeys = 64, kDim = 256;
+  const auto a = gaussian(rows * kKeys, 1), x = gaussian(kKeys * kDim, 2);
+  auto y = gaussian(rows * kDim, 3);
+  for (auto _ : state) {
+    k->axpy_rows_f32(a.data(), kKeys, rows, x.data(), kDim, kKeys, y.data(), kDim, kDim);
+    benchmark::ClobberMemory();
+  }
+  items(state, rows * kKeys * kDim);
+}
+
 void BM_Softcap(benchmark::State& state, const g4::KernelTable* k, int64_t n) {
   const auto x = gaussian(n, 1);
   auto y = x;
@@ -106,6 +118,9 @@ const bool kRegistered = [] {
       benchmark::RegisterBenchmark(("Kernel/Axpy/" + lv + "/" + std::to_string(n)).c_str(), BM_Axpy,
                                    k, n);
     }
+    for (int rows : {2, 16})
+      benchmark::RegisterBenchmark(("Kernel/AxpyRows/" + lv + "/" + std::to_string(rows) + "x64x256").c_str(),
+                                   BM_AxpyRows, k, rows);
     benchmark::RegisterBenchmark(("Kernel/Softcap/" + lv + "/262144").c_str(), BM_Softcap, k,
                                  int64_t(262144));
     benchmark::RegisterBenchmark(("Kernel/Geglu/" + lv + "/15360").c_str(), BM_Geglu, k,

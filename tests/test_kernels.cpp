@@ -101,7 +101,7 @@ TEST(KernelDispatchTest, ScalarIsAlwaysSupportedAndSelectedLevelIsSupported) {
 TEST(KernelDispatchTest, EveryTableIsComplete) {
   for (CpuLevel l : supported_cpu_levels()) {
     const KernelTable& k = kernel_table(l);
-    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 &&
+    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.axpy_rows_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 &&
                 k.quantize_act32 && k.quantize_act256 && k.float_tile)
         << cpu_level_name(l);
     for (GgmlType t : kAllTypes) {
@@ -140,6 +140,32 @@ TEST(KernelFloatTest, DotAxpyScaleMatchScalarOnOddSizes) {
         EXPECT_NEAR(y[size_t(i)], y_ref[size_t(i)], 1e-6f * (1 + std::abs(y_ref[size_t(i)])));
       EXPECT_EQ(y[size_t(n)], y_ref[size_t(n)]);
     }
+  }
+}
+
+// axpy_rows_f32 is axpy_f32 once per (row, value row) in order, bit for bit on every level (the
+// attention results do not change with it), and within float rounding of the scalar reference.
+TEST(KernelFloatTest, AxpyRowsIsAxpyPerRowInOrder) {
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int rows : {1, 2, 3, 4, 5, 16})
+      for (int64_t d : {1, 7, 8, 15, 16, 17, 37, 256})
+        for (int64_t n : {0, 1, 5, 33}) {
+          const int64_t a_stride = n + 3, x_stride = d + 5, y_stride = d + 2;
+          const auto a = gaussian(rows * a_stride, 4), x = gaussian(std::max<int64_t>(1, n) * x_stride, 5);
+          const std::vector<float> y0 = gaussian(rows * y_stride, 6);
+          std::vector<float> y = y0, y_axpy = y0, y_ref = y0;
+          k.axpy_rows_f32(a.data(), a_stride, rows, x.data(), x_stride, n, y.data(), y_stride, d);
+          scalar().axpy_rows_f32(a.data(), a_stride, rows, x.data(), x_stride, n, y_ref.data(), y_stride, d);
+          for (int h = 0; h < rows; ++h)
+            for (int64_t p = 0; p < n; ++p)
+              k.axpy_f32(a[size_t(h * a_stride + p)], x.data() + p * x_stride, y_axpy.data() + h * y_stride, d);
+          ASSERT_EQ(y, y_axpy) << cpu_level_name(l) << " rows=" << rows << " d=" << d << " n=" << n;
+          for (size_t i = 0; i < y.size(); ++i) {
+            EXPECT_NEAR(y[i], y_ref[i], 1e-5f * (1 + std::abs(y_ref[i]))) << cpu_level_name(l);
+            if (int64_t(i) % y_stride >= d) EXPECT_EQ(y[i], y0[i]) << "wrote past the row";
+          }
+        }
   }
 }
 

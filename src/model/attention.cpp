@@ -15,12 +15,15 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Keys are visited in tiles, tiles grouped into splits, splits into groups, all at absolute
-// position boundaries. A row's result therefore depends only on the row and its keys, never on
-// which other rows share the pass, how a prompt was chunked or how many threads run: batched
-// requests give bit for bit what they give alone.
-constexpr int64_t kSplit = 1024;      // keys per partial softmax state
-constexpr int64_t kGroup = 8 * kSplit; // keys per unit of parallel work in decode
+// Keys are visited in tiles, tiles grouped into splits, all at absolute position boundaries, and
+// each split's partial softmax state is merged into the row's total in key order, whoever computed
+// it. A row's result therefore depends only on the row and its keys, never on which other rows
+// share the pass, how a prompt was chunked or how many threads run: batched requests give bit for
+// bit what they give alone.
+// A split is also the unit of parallel work of a decoding step: a full layer has one KV head, so
+// its keys must be cut to keep both cores busy (with splits of 8192 keys, one core did all of a
+// 4096-deep full layer: 4.2 ms of a 12B decode step, per full layer).
+constexpr int64_t kSplit = 256;  // keys per partial softmax state
 
 // Running softmax state of one (row, head): max score, sum of exp, weighted value sum.
 struct StateRef {
@@ -108,17 +111,16 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
       hi[size_t(i)] = pos0 + j;
     }
   }
-  const int64_t first_group = *std::min_element(lo.begin(), lo.end()) / kGroup;
-  const int64_t last_group = *std::max_element(hi.begin(), hi.end()) / kGroup;
-  const int64_t n_groups = last_group - first_group + 1;
+  const int64_t first_split = *std::min_element(lo.begin(), lo.end()) / kSplit;
+  const int64_t last_split = *std::max_element(hi.begin(), hi.end()) / kSplit;
 
-  // Work items: tiles of rows x KV heads (x groups of keys in decode). A tile's state (rows x the
+  // Work items: tiles of rows x KV heads (x splits of keys in decode). A tile's state (rows x the
   // heads sharing a KV head x head_dim) is kept around 64 KiB.
   // No taller than the rows there are: a decoding step's single row would otherwise carry (and
   // zero) the state of 32.
   const int64_t row_tile =
       std::max<int64_t>(1, std::min<int64_t>(n, std::clamp<int64_t>(16384 / (int64_t(heads_per_kv) * hd), 1, 32)));
-  const int64_t key_tile = std::max<int64_t>(16, 16384 / hd);  // divides kSplit for every head size
+  const int64_t key_tile = std::clamp<int64_t>(16384 / hd, 16, kSplit);  // divides kSplit
   const int64_t n_row_tiles = (n + row_tile - 1) / row_tile;
   const int64_t base_items = n_row_tiles * g.n_head_kv;
   const int64_t states_per_item = row_tile * heads_per_kv;
@@ -126,117 +128,129 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
     return base * states_per_item + (i - (base / g.n_head_kv) * row_tile) * heads_per_kv + hj;
   };
 
-  // Accumulates keys [group * kGroup, (group + 1) * kGroup) of one work item into `out` (fresh).
-  auto run_group = [&](int64_t base, int64_t group, States& out, int64_t out_base, std::vector<float>& k_buf,
-                       std::vector<float>& v_buf, std::vector<float>& scores, States& split_state) {
-    const int kv_head = int(base % g.n_head_kv);
+  // The rows of work item `base` and the key interval they see.
+  struct ItemRows {
+    int64_t i0, i1, key_lo, key_hi;
+  };
+  auto item_rows = [&](int64_t base) {
     const int64_t i0 = (base / g.n_head_kv) * row_tile, i1 = std::min(n, i0 + row_tile);
-    for (int64_t i = i0; i < i1; ++i)
-      for (int hj = 0; hj < heads_per_kv; ++hj) reset(out.at(out_base + state_index(base, i, hj) - base * states_per_item), hd);
-    const int64_t row_lo = *std::min_element(lo.begin() + i0, lo.begin() + i1);
-    const int64_t row_hi = *std::max_element(hi.begin() + i0, hi.begin() + i1);
-    for (int64_t s0 = group * kGroup; s0 < (group + 1) * kGroup; s0 += kSplit) {
-      if (s0 > row_hi || s0 + kSplit <= row_lo) continue;
-      for (int64_t i = i0; i < i1; ++i)
-        for (int hj = 0; hj < heads_per_kv; ++hj) reset(split_state.at((i - i0) * heads_per_kv + hj), hd);
-      for (int64_t t0 = s0; t0 < s0 + kSplit; t0 += key_tile) {
-        const int64_t a0 = std::max(t0, row_lo), b0 = std::min(t0 + key_tile - 1, row_hi);
-        if (a0 > b0) continue;
-        // Keys/values of the tile: from the cache before pos0, from this pass after.
-        const int64_t cached_end = std::min(b0 + 1, pos0);
-        if (a0 < cached_end) {
-          in.cache->load_k(in.layer, kv_head, a0, cached_end - a0, k_buf.data());
-          in.cache->load_v(in.layer, kv_head, a0, cached_end - a0, v_buf.data());
-        }
-        auto key = [&](int64_t p) {
-          return p < pos0 ? &k_buf[size_t((p - a0) * hd)] : in.k + (p - pos0) * kv_row + kv_head * hd;
-        };
-        auto value = [&](int64_t p) {
-          return p < pos0 ? &v_buf[size_t((p - a0) * hd)] : in.v + (p - pos0) * kv_row + kv_head * hd;
-        };
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t a = std::max(a0, lo[size_t(i)]), b = std::min(b0, hi[size_t(i)]);
-          if (a > b) continue;
-          // Scores of every head of the group against keys a..b: the cached ones, then this pass's.
-          const float* q = in.q + i * q_row + kv_head * heads_per_kv * hd;
-          const int64_t cached_b = std::min(b, pos0 - 1);
-          if (a <= cached_b)
-            score_keys(kt, q, heads_per_kv, key(a), hd, cached_b - a + 1, hd, scores.data(), key_tile);
-          if (std::max(a, pos0) <= b)
-            score_keys(kt, q, heads_per_kv, key(std::max(a, pos0)), kv_row, b - std::max(a, pos0) + 1, hd,
-                       scores.data() + (std::max(a, pos0) - a), key_tile);
-          for (int hj = 0; hj < heads_per_kv; ++hj) {
-            StateRef st = split_state.at((i - i0) * heads_per_kv + hj);
-            const float* head_scores = scores.data() + hj * key_tile;  // attention scale 1.0
-            float tile_max = kNegInf;
-            for (int64_t p = a; p <= b; ++p) tile_max = std::max(tile_max, head_scores[p - a]);
-            const float m = std::max(*st.max, tile_max);
-            if (*st.max != kNegInf && *st.max != m) {
-              const float rescale = std::exp(*st.max - m);
-              *st.sum *= rescale;
-              scale_f32(rescale, st.acc, hd);
-            }
-            *st.max = m;
-            for (int64_t p = a; p <= b; ++p) {
-              const float w = std::exp(head_scores[p - a] - m);
-              *st.sum += w;
-              axpy_f32(w, value(p), st.acc, hd);
-            }
+    return ItemRows{i0, i1, *std::min_element(lo.begin() + i0, lo.begin() + i1),
+                    *std::max_element(hi.begin() + i0, hi.begin() + i1)};
+  };
+  auto overlaps = [&](const ItemRows& r, int64_t split) {
+    return split * kSplit <= r.key_hi && (split + 1) * kSplit > r.key_lo;
+  };
+
+  // The partial state of work item `base` over keys [split * kSplit, (split + 1) * kSplit), into
+  // states [first, first + states_per_item) of `state` (row in tile, then head in group).
+  auto run_split = [&](int64_t base, int64_t split, KeyScratch& t, States& state, int64_t first) {
+    const int kv_head = int(base % g.n_head_kv);
+    const ItemRows rows = item_rows(base);
+    for (int64_t s = 0; s < states_per_item; ++s) reset(state.at(first + s), hd);
+    const int64_t s0 = split * kSplit;
+    for (int64_t t0 = s0; t0 < s0 + kSplit; t0 += key_tile) {
+      const int64_t a0 = std::max(t0, rows.key_lo), b0 = std::min(t0 + key_tile - 1, rows.key_hi);
+      if (a0 > b0) continue;
+      // Keys/values of the tile: from the cache before pos0, from this pass after.
+      const int64_t cached_end = std::min(b0 + 1, pos0);
+      if (a0 < cached_end) {
+        in.cache->load_k(in.layer, kv_head, a0, cached_end - a0, t.k_buf.data());
+        in.cache->load_v(in.layer, kv_head, a0, cached_end - a0, t.v_buf.data());
+      }
+      auto key = [&](int64_t p) {
+        return p < pos0 ? &t.k_buf[size_t((p - a0) * hd)] : in.k + (p - pos0) * kv_row + kv_head * hd;
+      };
+      auto value = [&](int64_t p) {
+        return p < pos0 ? &t.v_buf[size_t((p - a0) * hd)] : in.v + (p - pos0) * kv_row + kv_head * hd;
+      };
+      for (int64_t i = rows.i0; i < rows.i1; ++i) {
+        const int64_t a = std::max(a0, lo[size_t(i)]), b = std::min(b0, hi[size_t(i)]);
+        if (a > b) continue;
+        // Scores of every head of the group against keys a..b: the cached ones, then this pass's.
+        const float* q = in.q + i * q_row + kv_head * heads_per_kv * hd;
+        const int64_t cached_b = std::min(b, pos0 - 1);
+        if (a <= cached_b)
+          score_keys(kt, q, heads_per_kv, key(a), hd, cached_b - a + 1, hd, t.scores.data(), key_tile);
+        if (std::max(a, pos0) <= b)
+          score_keys(kt, q, heads_per_kv, key(std::max(a, pos0)), kv_row, b - std::max(a, pos0) + 1, hd,
+                     t.scores.data() + (std::max(a, pos0) - a), key_tile);
+        // Each head's softmax weights replace its scores; then the weighted sum of the values for
+        // every head of the group at once: the cached rows, then this pass's.
+        for (int hj = 0; hj < heads_per_kv; ++hj) {
+          StateRef st = state.at(first + (i - rows.i0) * heads_per_kv + hj);
+          float* head_scores = t.scores.data() + hj * key_tile;  // attention scale 1.0
+          float tile_max = kNegInf;
+          for (int64_t p = a; p <= b; ++p) tile_max = std::max(tile_max, head_scores[p - a]);
+          const float m = std::max(*st.max, tile_max);
+          if (*st.max != kNegInf && *st.max != m) {
+            const float rescale = std::exp(*st.max - m);
+            *st.sum *= rescale;
+            scale_f32(rescale, st.acc, hd);
+          }
+          *st.max = m;
+          for (int64_t p = a; p <= b; ++p) {
+            const float w = std::exp(head_scores[p - a] - m);
+            *st.sum += w;
+            head_scores[p - a] = w;
           }
         }
+        float* acc = state.at(first + (i - rows.i0) * heads_per_kv).acc;  // the heads' accs, hd apart
+        if (a <= cached_b)
+          kt.axpy_rows_f32(t.scores.data(), key_tile, heads_per_kv, value(a), hd, cached_b - a + 1, acc, hd, hd);
+        if (std::max(a, pos0) <= b)
+          kt.axpy_rows_f32(t.scores.data() + (std::max(a, pos0) - a), key_tile, heads_per_kv, value(std::max(a, pos0)),
+                           kv_row, b - std::max(a, pos0) + 1, acc, hd, hd);
       }
-      for (int64_t i = i0; i < i1; ++i)
-        for (int hj = 0; hj < heads_per_kv; ++hj)
-          merge(out.at(out_base + state_index(base, i, hj) - base * states_per_item),
-                split_state.at((i - i0) * heads_per_kv + hj), hd);
     }
+  };
+  auto thread_scratch = [&]() -> KeyScratch& {
+    KeyScratch& t = thread_key_scratch();
+    t.k_buf.resize(size_t(key_tile * hd));
+    t.v_buf.resize(size_t(key_tile * hd));
+    t.scores.resize(size_t(key_tile * heads_per_kv));
+    return t;
   };
 
   States total;  // [base item][row in tile][head in group]
   total.resize(base_items * states_per_item, hd);
-  auto scratch = [&](std::vector<float>& k_buf, std::vector<float>& v_buf, std::vector<float>& scores,
-                     States& split_state) {
-    k_buf.resize(size_t(key_tile * hd));
-    v_buf.resize(size_t(key_tile * hd));
-    scores.resize(size_t(key_tile * heads_per_kv));
-    split_state.resize(states_per_item, hd);
-  };
-
-  if (base_items >= 2 * pool.size() || n_groups == 1) {
-    // Prefill: enough row tiles to keep every thread busy; key groups one after the other.
-    States group_states;
-    group_states.resize(base_items * states_per_item, hd);
-    for (int64_t group = first_group; group <= last_group; ++group) {
-      pool.parallel_for(base_items, 1, [&](int64_t begin, int64_t end, int) {
-        KeyScratch& t = thread_key_scratch();
-        States split_state;
-        scratch(t.k_buf, t.v_buf, t.scores, split_state);
-        for (int64_t base = begin; base < end; ++base) {
-          run_group(base, group, group_states, base * states_per_item, t.k_buf, t.v_buf, t.scores,
-                    split_state);
-          for (int64_t s = base * states_per_item; s < (base + 1) * states_per_item; ++s)
-            merge(total.at(s), group_states.at(s), hd);
-        }
-      });
-    }
-  } else {
-    // Decode: few rows; the key groups run in parallel, then merge in order.
-    States group_states;
-    group_states.resize(base_items * n_groups * states_per_item, hd);
-    pool.parallel_for(base_items * n_groups, 1, [&](int64_t begin, int64_t end, int) {
-      KeyScratch& t = thread_key_scratch();
+  const int64_t n_splits = last_split - first_split + 1;
+  if (base_items >= 2 * pool.size() || n_splits == 1) {
+    // Prefill: enough row tiles to keep every thread busy; each item's splits one after the other.
+    pool.parallel_for(base_items, 1, [&](int64_t begin, int64_t end, int) {
+      KeyScratch& t = thread_scratch();
       States split_state;
-      scratch(t.k_buf, t.v_buf, t.scores, split_state);
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t base = item / n_groups, group = first_group + item % n_groups;
-        run_group(base, group, group_states, item * states_per_item, t.k_buf, t.v_buf, t.scores,
-                  split_state);
+      split_state.resize(states_per_item, hd);
+      for (int64_t base = begin; base < end; ++base) {
+        const ItemRows rows = item_rows(base);
+        for (int64_t split = first_split; split <= last_split; ++split) {
+          if (!overlaps(rows, split)) continue;
+          run_split(base, split, t, split_state, 0);
+          for (int64_t s = 0; s < states_per_item; ++s) merge(total.at(base * states_per_item + s), split_state.at(s), hd);
+        }
       }
     });
-    for (int64_t base = 0; base < base_items; ++base)
-      for (int64_t gi = 0; gi < n_groups; ++gi)
+  } else {
+    // Decode: few rows; the (item, split) pairs run in parallel, a wave of up to
+    // kAttentionDecodeWave at a time, and each wave's states merge in key order.
+    std::vector<std::pair<int64_t, int64_t>> work;  // (base, split), splits ascending per base
+    for (int64_t base = 0; base < base_items; ++base) {
+      const ItemRows rows = item_rows(base);
+      for (int64_t split = first_split; split <= last_split; ++split)
+        if (overlaps(rows, split)) work.emplace_back(base, split);
+    }
+    States wave_states;
+    wave_states.resize(std::min<int64_t>(int64_t(work.size()), kAttentionDecodeWave) * states_per_item, hd);
+    for (size_t w0 = 0; w0 < work.size(); w0 += size_t(kAttentionDecodeWave)) {
+      const int64_t count = std::min<int64_t>(kAttentionDecodeWave, int64_t(work.size() - w0));
+      pool.parallel_for(count, 1, [&](int64_t begin, int64_t end, int) {
+        KeyScratch& t = thread_scratch();
+        for (int64_t w = begin; w < end; ++w)
+          run_split(work[w0 + size_t(w)].first, work[w0 + size_t(w)].second, t, wave_states, w * states_per_item);
+      });
+      for (int64_t w = 0; w < count; ++w)
         for (int64_t s = 0; s < states_per_item; ++s)
-          merge(total.at(base * states_per_item + s), group_states.at((base * n_groups + gi) * states_per_item + s), hd);
+          merge(total.at(work[w0 + size_t(w)].first * states_per_item + s), wave_states.at(w * states_per_item + s), hd);
+    }
   }
 
   // Normalize into the output rows.

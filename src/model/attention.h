@@ -30,4 +30,8 @@ struct AttentionInput {
 // sliding layers, where the rows of one block (an image) also see the block's later rows.
 void attention(const AttentionInput& in, ThreadPool& pool);
 
+// A decoding step computes the partial softmax states of up to this many (KV head, key split)
+// pairs at once (each: the query heads of one KV head x head_dim + 2 floats), then merges them.
+constexpr int64_t kAttentionDecodeWave = 64;
+
 }  // namespace g4

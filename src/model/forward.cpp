@@ -46,9 +46,10 @@ MemoryPlan plan_memory(const Gemma4HParams& hp, int64_t weight_bytes, const KvCa
   p.weights = weight_bytes;
   p.kv = KvCache::plan(hp, cache);
   const int64_t T = std::max<int64_t>(1, std::min(batch_size, cache.n_ctx));
-  // The forward scratch, attention's partial sums (about one float per query value, while a layer
-  // runs) and one row of logits.
-  const int64_t attention_partials = T * int64_t(hp.n_head) * (hp.max_head_dim() + 2) * int64_t(sizeof(float));
+  // The forward scratch, attention's partial sums (one state per row and query head, and in a
+  // decoding step those of a wave of key splits, while a layer runs) and one row of logits.
+  const int64_t attention_partials =
+      (T + kAttentionDecodeWave) * int64_t(hp.n_head) * (hp.max_head_dim() + 2) * int64_t(sizeof(float));
   p.activations = ForwardPass::scratch_bytes_for(hp, T) + attention_partials + int64_t(hp.n_vocab) * 4;
   return p;
 }

@@ -77,6 +77,11 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
   void (*scale_f32)(float s, float* y, int64_t n) = nullptr;
+  // For h < n_rows: y[h * y_stride + i] += a[h * a_stride + p] * x[p * x_stride + i], i < d, for
+  // p = 0, 1, .., n - 1 in turn: per row h the same operations as axpy_f32 once per p (attention's
+  // weighted sum of value rows, several query heads per value row), with y kept in registers.
+  void (*axpy_rows_f32)(const float* a, int64_t a_stride, int n_rows, const float* x, int64_t x_stride,
+                        int64_t n, float* y, int64_t y_stride, int64_t d) = nullptr;
   void (*geglu_f32)(float* gate, const float* up,
                     int64_t n) = nullptr;                         // gate = gelu_tanh(gate) * up
   void (*softcap_f32)(float* x, int64_t n, float cap) = nullptr;  // x = cap * tanh(x / cap)

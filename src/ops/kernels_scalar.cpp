@@ -34,6 +34,13 @@ void axpy_f32_scalar(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void axpy_rows_f32_scalar(const float* a, int64_t a_stride, int n_rows, const float* x,
+                          int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t d) {
+  for (int h = 0; h < n_rows; ++h)
+    for (int64_t p = 0; p < n; ++p)
+      axpy_f32_scalar(a[h * a_stride + p], x + p * x_stride, y + h * y_stride, d);
+}
+
 void scale_f32_scalar(float s, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
@@ -268,6 +275,7 @@ void dequantize_scalar(const void* src, float* dst, int64_t n) {
 void fill_scalar_kernels(KernelTable& t) {
   t.dot_f32 = dot_f32_scalar;
   t.axpy_f32 = axpy_f32_scalar;
+  t.axpy_rows_f32 = axpy_rows_f32_scalar;
   t.scale_f32 = scale_f32_scalar;
   t.geglu_f32 = geglu_f32_scalar;
   t.softcap_f32 = softcap_f32_scalar;
