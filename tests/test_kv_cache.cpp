@@ -82,6 +82,52 @@ TEST(KvCacheTest, EveryTypeStoresWhatARoundTripGives) {
   EXPECT_THROW(KvCache(hp, KvCacheConfig{16, GgmlType::Q6_K, GgmlType::F16}), Error);
 }
 
+// Head-major rows (kv_cache.h): every head of every position reads back as stored, in runs that
+// wrap around a sliding ring, and after the cache is shrunk and grown (resize keeps positions).
+TEST(KvCacheTest, EveryHeadReadsBackAcrossTheRingAndResizes) {
+  Gemma4HParams hp = two_layer_hparams(4);  // sliding: 2 heads x 32, ring of 4 slots
+  hp.layers[1] = LayerGeometry{false, 2, 32, 32, 1e6f, 32};  // full: 2 heads x 32
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0}) {
+    KvCache cache(hp, KvCacheConfig{30, type, type});
+    std::vector<std::vector<float>> ks, vs;  // what each position's rows read back as
+    auto store = [&](int64_t pos) {
+      ks.push_back(row(64, int(100 + pos)));
+      vs.push_back(row(64, int(200 + pos)));
+      for (int l = 0; l < 2; ++l) cache.store(l, pos, ks.back().data(), vs.back().data());
+      round_trip_row(type, ks.back().data(), 64);
+      round_trip_row(type, vs.back().data(), 64);
+      cache.advance(1);
+    };
+    auto check = [&](const char* when) {
+      for (int l = 0; l < 2; ++l) {
+        // The sliding layer holds the last 4 positions (slots wrap), the full layer all of them.
+        const int64_t first = l == 0 ? cache.n_past() - 4 : 0, n = cache.n_past() - first;
+        for (int head = 0; head < 2; ++head) {
+          std::vector<float> k(size_t(n * 32)), v(size_t(n * 32));
+          cache.load_k(l, head, first, n, k.data());
+          cache.load_v(l, head, first, n, v.data());
+          for (int64_t i = 0; i < n; ++i)
+            for (int d = 0; d < 32; ++d) {
+              ASSERT_EQ(k[size_t(i * 32 + d)], ks[size_t(first + i)][size_t(head * 32 + d)])
+                  << when << " " << ggml_type_name(type) << " layer " << l;
+              ASSERT_EQ(v[size_t(i * 32 + d)], vs[size_t(first + i)][size_t(head * 32 + d)])
+                  << when << " " << ggml_type_name(type) << " layer " << l;
+            }
+        }
+      }
+    };
+    for (int64_t p = 0; p < 7; ++p) store(p);
+    check("stored");
+    cache.resize(9);  // the full layer's 30 slots shrink to 9
+    check("shrunk");
+    cache.resize(40);
+    check("grown");
+    for (int64_t p = 7; p < 23; ++p) store(p);
+    check("stored after growing");
+    EXPECT_EQ(cache.size_bytes(), KvCache::plan(hp, cache.config()).total());
+  }
+}
+
 TEST(KvCacheTest, TruncateWithinTheRingOnly) {
   const Gemma4HParams hp = two_layer_hparams(4);
   KvCacheConfig config{100};

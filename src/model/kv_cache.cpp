@@ -54,36 +54,42 @@ KvCache::KvCache(const Gemma4HParams& hp, const KvCacheConfig& config)
     l.n_head_kv = g.n_head_kv;
     l.head_dim = g.head_dim;
     l.slots = layer_slots(g.sliding, config.n_ctx, ring_);
-    l.k_row_bytes = ggml_row_bytes(config.type_k, int64_t(g.n_head_kv) * g.head_dim);
-    l.v_row_bytes = ggml_row_bytes(config.type_v, int64_t(g.n_head_kv) * g.head_dim);
+    l.k_head_bytes = ggml_row_bytes(config.type_k, g.head_dim);
+    l.v_head_bytes = ggml_row_bytes(config.type_v, g.head_dim);
     // Committed now (LargeBuffer), so a long generation cannot run out of memory half way.
-    l.k = LargeBuffer(size_t(l.slots * l.k_row_bytes));
-    l.v = LargeBuffer(size_t(l.slots * l.v_row_bytes));
+    l.k = LargeBuffer(size_t(l.n_head_kv * l.slots * l.k_head_bytes));
+    l.v = LargeBuffer(size_t(l.n_head_kv * l.slots * l.v_head_bytes));
     layers_.push_back(std::move(l));
   }
 }
 
 void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
   Layer& l = layers_[size_t(layer)];
-  const int64_t s = slot(l, pos), n = int64_t(l.n_head_kv) * l.head_dim;
-  quantize_row(config_.type_k, k, l.k.data() + s * l.k_row_bytes, n);
-  quantize_row(config_.type_v, v, l.v.data() + s * l.v_row_bytes, n);
+  const int64_t s = slot(l, pos);
+  // Per head: the blocks of every cache type lie within a head (head_dim is whole blocks), so the
+  // bytes are those of quantizing the whole row.
+  for (int h = 0; h < l.n_head_kv; ++h) {
+    quantize_row(config_.type_k, k + h * l.head_dim, l.k.data() + (h * l.slots + s) * l.k_head_bytes, l.head_dim);
+    quantize_row(config_.type_v, v + h * l.head_dim, l.v.data() + (h * l.slots + s) * l.v_head_bytes, l.head_dim);
+  }
 }
 
 void KvCache::load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const {
   const GgmlType type = keys ? config_.type_k : config_.type_v;
   const LargeBuffer& buf = keys ? l.k : l.v;
-  const int64_t row_bytes = keys ? l.k_row_bytes : l.v_row_bytes;
-  const int64_t head_bytes = ggml_row_bytes(type, l.head_dim);
+  const int64_t head_bytes = keys ? l.k_head_bytes : l.v_head_bytes;
+  const uint8_t* rows = buf.data() + head * l.slots * head_bytes;
   // Attention decodes every cached key and value once per pass: the SIMD dequantizer (bit-exact to
   // dequantize_row, tests/test_kernels.cpp) where the type has one; F32 has none and is copied.
+  // Consecutive slots are one run of rows, up to the end of a sliding ring.
   const DequantizeFn decode = active_kernels().dequantizer(type);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t* row = buf.data() + slot(l, pos + i) * row_bytes + head * head_bytes;
+  for (int64_t i = 0; i < n;) {
+    const int64_t s = slot(l, pos + i), run = std::min(n - i, l.slots - s);
     if (decode)
-      decode(row, out + i * l.head_dim, l.head_dim);
+      decode(rows + s * head_bytes, out + i * l.head_dim, run * l.head_dim);
     else
-      dequantize_row(type, row, out + i * l.head_dim, l.head_dim);
+      dequantize_row(type, rows + s * head_bytes, out + i * l.head_dim, run * l.head_dim);
+    i += run;
   }
 }
 
@@ -123,9 +129,13 @@ void KvCache::resize(int64_t n_ctx) {
     const int64_t slots = layer_slots(l.sliding, n_ctx, ring_);
     if (slots == l.slots) continue;
     const int64_t kept = std::min(slots, l.slots);
-    LargeBuffer k(size_t(slots * l.k_row_bytes)), v(size_t(slots * l.v_row_bytes));
-    std::memcpy(k.data(), l.k.data(), size_t(kept * l.k_row_bytes));
-    std::memcpy(v.data(), l.v.data(), size_t(kept * l.v_row_bytes));
+    LargeBuffer k(size_t(l.n_head_kv * slots * l.k_head_bytes)), v(size_t(l.n_head_kv * slots * l.v_head_bytes));
+    for (int h = 0; h < l.n_head_kv; ++h) {
+      std::memcpy(k.data() + h * slots * l.k_head_bytes, l.k.data() + h * l.slots * l.k_head_bytes,
+                  size_t(kept * l.k_head_bytes));
+      std::memcpy(v.data() + h * slots * l.v_head_bytes, l.v.data() + h * l.slots * l.v_head_bytes,
+                  size_t(kept * l.v_head_bytes));
+    }
     l.k = std::move(k);
     l.v = std::move(v);
     l.slots = slots;

@@ -2,7 +2,9 @@
 // Full-attention layers keep every position. Sliding layers keep a ring of the last `ring`
 // positions (ring >= the window): position p lives in slot p % ring, so memory for 40 of the 12B's
 // 48 layers does not grow with the context. Rows are stored in the cache type (F32, F16, BF16,
-// Q8_0 or Q4_0); one row holds every KV head of a position, head after head.
+// Q8_0 or Q4_0), head-major: each KV head's rows of consecutive slots follow each other, so
+// attention, which reads one head's keys at a time, streams them instead of picking a few hundred
+// bytes out of every position's row (a 12B sliding layer's rows are 4 KiB apart per key).
 #pragma once
 
 #include <cstdint>
@@ -78,8 +80,8 @@ class KvCache {
     int n_head_kv;
     int head_dim;
     int64_t slots;
-    int64_t k_row_bytes, v_row_bytes;
-    LargeBuffer k, v;
+    int64_t k_head_bytes, v_head_bytes;  // one head's row of one slot
+    LargeBuffer k, v;                     // [head][slot][head row]
   };
   int64_t slot(const Layer& l, int64_t pos) const { return l.sliding ? pos % ring_ : pos; }
   void load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const;
