@@ -166,14 +166,15 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
       for (int64_t i = rows.i0; i < rows.i1; ++i) {
         const int64_t a = std::max(a0, lo[size_t(i)]), b = std::min(b0, hi[size_t(i)]);
         if (a > b) continue;
-        // Scores of every head of the group against keys a..b: the cached ones, then this pass's.
+        // Scores of every head of the group against keys a..b: the cached ones (a..cached_b),
+        // then this pass's (fresh..b).
         const float* q = in.q + i * q_row + kv_head * heads_per_kv * hd;
-        const int64_t cached_b = std::min(b, pos0 - 1);
+        const int64_t cached_b = std::min(b, pos0 - 1), fresh = std::max(a, pos0);
         if (a <= cached_b)
           score_keys(kt, q, heads_per_kv, key(a), hd, cached_b - a + 1, hd, t.scores.data(), key_tile);
-        if (std::max(a, pos0) <= b)
-          score_keys(kt, q, heads_per_kv, key(std::max(a, pos0)), kv_row, b - std::max(a, pos0) + 1, hd,
-                     t.scores.data() + (std::max(a, pos0) - a), key_tile);
+        if (fresh <= b)
+          score_keys(kt, q, heads_per_kv, key(fresh), kv_row, b - fresh + 1, hd, t.scores.data() + (fresh - a),
+                     key_tile);
         // Each head's softmax weights replace its scores; then the weighted sum of the values for
         // every head of the group at once: the cached rows, then this pass's.
         for (int hj = 0; hj < heads_per_kv; ++hj) {
@@ -197,9 +198,9 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
         float* acc = state.at(first + (i - rows.i0) * heads_per_kv).acc;  // the heads' accs, hd apart
         if (a <= cached_b)
           kt.axpy_rows_f32(t.scores.data(), key_tile, heads_per_kv, value(a), hd, cached_b - a + 1, acc, hd, hd);
-        if (std::max(a, pos0) <= b)
-          kt.axpy_rows_f32(t.scores.data() + (std::max(a, pos0) - a), key_tile, heads_per_kv, value(std::max(a, pos0)),
-                           kv_row, b - std::max(a, pos0) + 1, acc, hd, hd);
+        if (fresh <= b)
+          kt.axpy_rows_f32(t.scores.data() + (fresh - a), key_tile, heads_per_kv, value(fresh), kv_row, b - fresh + 1,
+                           acc, hd, hd);
       }
     }
   };

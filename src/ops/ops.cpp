@@ -11,10 +11,6 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   return active_kernels().dot_f32(a, b, n);
 }
 
-void axpy_f32(float a, const float* x, float* y, int64_t n) {
-  active_kernels().axpy_f32(a, x, y, n);
-}
-
 void scale_f32(float s, float* y, int64_t n) {
   active_kernels().scale_f32(s, y, n);
 }

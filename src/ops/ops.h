@@ -10,9 +10,6 @@ namespace g4 {
 // error grows like sqrt(n)). SIMD on every level of ops/kernels.h.
 float dot_f32(const float* a, const float* b, int64_t n);
 
-// y[i] += a * x[i]   (attention: accumulating probability-weighted values).
-void axpy_f32(float a, const float* x, float* y, int64_t n);
-
 // y[i] *= s   (attention: rescaling a running sum when the running maximum grows).
 void scale_f32(float s, float* y, int64_t n);
 
