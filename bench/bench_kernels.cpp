@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "core/half.h"
 #include "ops/cpu_features.h"
 #include "ops/kernels.h"
 #include "ops/quant.h"
@@ -42,16 +44,47 @@ void BM_Axpy(benchmark::State& state, const g4::KernelTable* k, int64_t n) {
   items(state, n);
 }
 
-// Attention's weighted sum of values: `rows` query heads, 64 value rows of head_dim 256.
-void BM_AxpyRows(benchmark::State& state, const g4::KernelTable* k, int rows) {
-  constexpr int64_t kKeys = 64, kDim = 256;
-  const auto a = gaussian(rows * kKeys, 1), x = gaussian(kKeys * kDim, 2);
-  auto y = gaussian(rows * kDim, 3);
+// Attention's inner loops on a 12B layer's shapes: `heads` query heads sharing one KV head, a tile
+// of `keys` cached keys and values of head_dim `dim`, as floats or as the F16 cache's halves.
+struct AttentionTile {
+  std::vector<float> q, k, v, scores, y;
+  std::vector<uint16_t> k16, v16;
+  AttentionTile(int heads, int64_t keys, int64_t dim)
+      : q(gaussian(heads * dim, 1)),
+        k(gaussian(keys * dim, 2)),
+        v(gaussian(keys * dim, 3)),
+        scores(gaussian(heads * keys, 4)),
+        y(gaussian(heads * dim, 5)) {
+    for (float x : k) k16.push_back(g4::f32_to_fp16(x));
+    for (float x : v) v16.push_back(g4::f32_to_fp16(x));
+  }
+};
+
+void BM_AxpyRows(benchmark::State& state, const g4::KernelTable* k, int heads, int64_t keys,
+                 int64_t dim, bool half) {
+  AttentionTile t(heads, keys, dim);
   for (auto _ : state) {
-    k->axpy_rows_f32(a.data(), kKeys, rows, x.data(), kDim, kKeys, y.data(), kDim, kDim);
+    if (half)
+      k->axpy_rows_f16(t.scores.data(), keys, heads, t.v16.data(), dim, keys, t.y.data(), dim, dim);
+    else
+      k->axpy_rows_f32(t.scores.data(), keys, heads, t.v.data(), dim, keys, t.y.data(), dim, dim);
     benchmark::ClobberMemory();
   }
-  items(state, rows * kKeys * kDim);
+  items(state, heads * keys * dim);
+}
+
+void BM_AttnScores(benchmark::State& state, const g4::KernelTable* k, int heads, int64_t keys,
+                   int64_t dim, bool half) {
+  AttentionTile t(heads, keys, dim);
+  for (auto _ : state) {
+    if (half)
+      k->attn_scores_f16(t.q.data(), dim, heads, t.k16.data(), dim, keys, dim, t.scores.data(),
+                         keys);
+    else
+      k->attn_scores_f32(t.q.data(), dim, heads, t.k.data(), dim, keys, dim, t.scores.data(), keys);
+    benchmark::ClobberMemory();
+  }
+  items(state, heads * keys * dim);
 }
 
 void BM_Softcap(benchmark::State& state, const g4::KernelTable* k, int64_t n) {
@@ -118,9 +151,18 @@ const bool kRegistered = [] {
       benchmark::RegisterBenchmark(("Kernel/Axpy/" + lv + "/" + std::to_string(n)).c_str(), BM_Axpy,
                                    k, n);
     }
-    for (int rows : {2, 16})
-      benchmark::RegisterBenchmark(("Kernel/AxpyRows/" + lv + "/" + std::to_string(rows) + "x64x256").c_str(),
-                                   BM_AxpyRows, k, rows);
+    // A sliding layer's tile (2 heads per KV head, 64 keys of 256) and a full layer's (16, 32 of
+    // 512).
+    for (const auto& [heads, keys, dim] :
+         {std::tuple{2, int64_t(64), int64_t(256)}, std::tuple{16, int64_t(32), int64_t(512)}})
+      for (bool half : {false, true}) {
+        std::string shape = half ? "/f16/" : "/f32/";
+        shape += std::to_string(heads) + "x" + std::to_string(keys) + "x" + std::to_string(dim);
+        benchmark::RegisterBenchmark(("Kernel/AxpyRows/" + lv + shape).c_str(), BM_AxpyRows, k,
+                                     heads, keys, dim, half);
+        benchmark::RegisterBenchmark(("Kernel/AttnScores/" + lv + shape).c_str(), BM_AttnScores, k,
+                                     heads, keys, dim, half);
+      }
     benchmark::RegisterBenchmark(("Kernel/Softcap/" + lv + "/262144").c_str(), BM_Softcap, k,
                                  int64_t(262144));
     benchmark::RegisterBenchmark(("Kernel/Geglu/" + lv + "/15360").c_str(), BM_Geglu, k,

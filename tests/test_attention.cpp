@@ -6,11 +6,13 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "model/attention.h"
 #include "model/kv_cache.h"
+#include "ops/quant.h"
 
 namespace g4 {
 namespace {
@@ -53,21 +55,35 @@ std::vector<double> reference(const Layer& l, int64_t pos, int h, int64_t lo) {
   return out;
 }
 
-TEST(AttentionTest, DecodeEqualsPrefillAcrossSplitsAndMatchesFloat64) {
-  constexpr int64_t kPositions = 1100, kWindow = 300;  // several 256-key splits
+// Per cache type: F32 stores exactly, F16 (the default) is read in place by the attention
+// kernels, Q8_0 is decoded a tile at a time. This pass's keys and values are first rounded to the
+// cache's precision, as the forward pass does, so a row sees the same values either way.
+class AttentionTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(AttentionTest, DecodeEqualsPrefillAcrossSplitsAndMatchesFloat64) {
+  const GgmlType type = GetParam();
+  constexpr int64_t kPositions = 1100,
+                    kWindow = 300;  // several 256-key splits (the full layer's in tiles of 128
+                                    // keys); the ring wraps mid-tile
   Gemma4HParams hp;
   hp.n_embd = 64;
   hp.n_layer = 2;
   hp.n_head = kHeads;
   hp.sliding_window = int(kWindow);
-  hp.layers = {LayerGeometry{true, 2, 32, 32, 1e4f, 32}, LayerGeometry{false, 1, 48, 48, 1e6f, 32}};
+  hp.layers = {LayerGeometry{true, 2, 32, 32, 1e4f, 32},
+               LayerGeometry{false, 1, 128, 128, 1e6f, 32}};
   std::vector<Layer> layers;
   for (int l = 0; l < 2; ++l) {
     const LayerGeometry& g = hp.layers[size_t(l)];
     const size_t q_row = size_t(kHeads * g.head_dim), kv_row = size_t(g.n_head_kv * g.head_dim);
     layers.push_back({g, gaussian(kPositions * q_row, 10 + l, 0.4f), gaussian(kPositions * kv_row, 20 + l, 0.4f),
                       gaussian(kPositions * kv_row, 30 + l, 1.0f)});
+    for (size_t p = 0; p < size_t(kPositions); ++p) {
+      round_trip_row(type, &layers.back().k[p * kv_row], int64_t(kv_row));
+      round_trip_row(type, &layers.back().v[p * kv_row], int64_t(kv_row));
+    }
   }
+  const KvCacheConfig config{kPositions, type, type};
   ThreadPool pool1(1), pool2(2);
   auto input = [&](int l, const KvCache& cache, int64_t pos0, int64_t n, float* out) {
     const Layer& L = layers[size_t(l)];
@@ -87,15 +103,15 @@ TEST(AttentionTest, DecodeEqualsPrefillAcrossSplitsAndMatchesFloat64) {
   };
 
   // Prefill: every row in one pass, nothing cached.
-  KvCache empty(hp, KvCacheConfig{kPositions, GgmlType::F32, GgmlType::F32});
+  KvCache empty(hp, config);
   std::vector<std::vector<float>> prefill(2);
   for (int l = 0; l < 2; ++l) {
     prefill[size_t(l)].resize(size_t(kPositions * kHeads * layers[size_t(l)].g.head_dim));
     attention(input(l, empty, 0, kPositions, prefill[size_t(l)].data()), pool2);
   }
 
-  // Decode: one row at a time against the cache (F32: stores exactly), two threads and one.
-  KvCache cache(hp, KvCacheConfig{kPositions, GgmlType::F32, GgmlType::F32});
+  // Decode: one row at a time against the cache, two threads and one.
+  KvCache cache(hp, config);
   double max_err = 0;
   for (int64_t pos = 0; pos < kPositions; ++pos) {
     for (int l = 0; l < 2; ++l) {
@@ -105,8 +121,9 @@ TEST(AttentionTest, DecodeEqualsPrefillAcrossSplitsAndMatchesFloat64) {
       attention(input(l, cache, pos, 1, out2.data()), pool2);
       attention(input(l, cache, pos, 1, out1.data()), pool1);
       const std::vector<float> want(prefill[size_t(l)].begin() + pos * q_row, prefill[size_t(l)].begin() + (pos + 1) * q_row);
-      ASSERT_EQ(out2, want) << "layer " << l << " position " << pos;
-      ASSERT_EQ(out1, want) << "layer " << l << " position " << pos << ", one thread";
+      ASSERT_EQ(out2, want) << ggml_type_name(type) << " layer " << l << " position " << pos;
+      ASSERT_EQ(out1, want) << ggml_type_name(type) << " layer " << l << " position " << pos
+                            << ", one thread";
       if (pos % 97 == 0 || pos == kPositions - 1)
         for (int h = 0; h < kHeads; ++h) {
           const auto ref = reference(L, pos, h, L.g.sliding ? std::max<int64_t>(0, pos - kWindow + 1) : 0);
@@ -119,6 +136,12 @@ TEST(AttentionTest, DecodeEqualsPrefillAcrossSplitsAndMatchesFloat64) {
   }
   EXPECT_LT(max_err, 1e-5);  // float32 sums of ~1000 terms of size ~1
 }
+
+INSTANTIATE_TEST_SUITE_P(CacheTypes, AttentionTest,
+                         ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::Q8_0),
+                         [](const ::testing::TestParamInfo<GgmlType>& info) {
+                           return std::string(ggml_type_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace g4

@@ -101,8 +101,9 @@ TEST(KernelDispatchTest, ScalarIsAlwaysSupportedAndSelectedLevelIsSupported) {
 TEST(KernelDispatchTest, EveryTableIsComplete) {
   for (CpuLevel l : supported_cpu_levels()) {
     const KernelTable& k = kernel_table(l);
-    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.axpy_rows_f32 && k.scale_f32 && k.geglu_f32 && k.softcap_f32 &&
-                k.quantize_act32 && k.quantize_act256 && k.float_tile)
+    EXPECT_TRUE(k.dot_f32 && k.axpy_f32 && k.axpy_rows_f32 && k.axpy_rows_f16 &&
+                k.attn_scores_f32 && k.attn_scores_f16 && k.scale_f32 && k.geglu_f32 &&
+                k.softcap_f32 && k.quantize_act32 && k.quantize_act256 && k.float_tile)
         << cpu_level_name(l);
     for (GgmlType t : kAllTypes) {
       if (t != GgmlType::F32) {
@@ -163,8 +164,94 @@ TEST(KernelFloatTest, AxpyRowsIsAxpyPerRowInOrder) {
           ASSERT_EQ(y, y_axpy) << cpu_level_name(l) << " rows=" << rows << " d=" << d << " n=" << n;
           for (size_t i = 0; i < y.size(); ++i) {
             EXPECT_NEAR(y[i], y_ref[i], 1e-5f * (1 + std::abs(y_ref[i]))) << cpu_level_name(l);
-            if (int64_t(i) % y_stride >= d) EXPECT_EQ(y[i], y0[i]) << "wrote past the row";
+            if (int64_t(i) % y_stride >= d) {
+              EXPECT_EQ(y[i], y0[i]) << "wrote past the row";
+            }
           }
+        }
+  }
+}
+
+// n values as fp16 (rounded from Gaussian ones) and the same values decoded to float.
+struct HalfRows {
+  std::vector<uint16_t> half;
+  std::vector<float> decoded;
+};
+HalfRows half_rows(int64_t n, uint32_t seed) {
+  HalfRows r;
+  for (float v : gaussian(n, seed)) {
+    r.half.push_back(f32_to_fp16(v));
+    r.decoded.push_back(fp16_to_f32(r.half.back()));
+  }
+  return r;
+}
+
+// Attention reads an F16 cache straight from its half floats: the fp16 weighted sum must give the
+// bits the float one gives on the decoded rows (a prompt's values come from this pass as floats,
+// later ones from the cache), on every level.
+TEST(KernelFloatTest, AxpyRowsF16IsAxpyRowsOnTheDecodedRows) {
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int rows : {1, 2, 3, 4, 5, 16})
+      for (int64_t d : {1, 7, 8, 15, 16, 17, 37, 256, 300})
+        for (int64_t n : {0, 1, 5, 33}) {
+          const int64_t a_stride = n + 3, x_stride = d + 5, y_stride = d + 2;
+          const auto a = gaussian(rows * a_stride, 4);
+          const HalfRows x = half_rows(std::max<int64_t>(1, n) * x_stride, 5);
+          const std::vector<float> y0 = gaussian(rows * y_stride, 6);
+          std::vector<float> y16 = y0, y32 = y0;
+          k.axpy_rows_f16(a.data(), a_stride, rows, x.half.data(), x_stride, n, y16.data(),
+                          y_stride, d);
+          k.axpy_rows_f32(a.data(), a_stride, rows, x.decoded.data(), x_stride, n, y32.data(),
+                          y_stride, d);
+          ASSERT_EQ(y16, y32) << cpu_level_name(l) << " rows=" << rows << " d=" << d << " n=" << n;
+        }
+  }
+}
+
+// Scores: within float rounding of the scalar reference; each score one chain whatever the call
+// (scoring keys and heads one at a time gives the same bits: a row's scores must not depend on how
+// its keys were cut into tiles, or prefill and decode would disagree); fp16 keys give the bits of
+// their decoded floats; nothing outside the heads x keys block is written.
+TEST(KernelFloatTest, AttentionScoresAreOneChainPerScoreOnEveryLevel) {
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (int heads : {1, 2, 3, 4, 5, 16})
+      for (int64_t d : {1, 7, 15, 16, 17, 40, 256, 512})
+        for (int64_t n_keys : {1, 3, 9, 17}) {
+          const int64_t q_stride = d + 3, key_stride = d + 1, s_stride = n_keys + 2;
+          const auto q = gaussian(heads * q_stride, 7);
+          const HalfRows keys = half_rows(n_keys * key_stride, 8);
+          const std::vector<float> s0(size_t((heads + 1) * s_stride), 0.25f);
+          std::vector<float> s32 = s0, s16 = s0, ref = s0;
+          k.attn_scores_f32(q.data(), q_stride, heads, keys.decoded.data(), key_stride, n_keys, d,
+                            s32.data(), s_stride);
+          k.attn_scores_f16(q.data(), q_stride, heads, keys.half.data(), key_stride, n_keys, d,
+                            s16.data(), s_stride);
+          scalar().attn_scores_f32(q.data(), q_stride, heads, keys.decoded.data(), key_stride,
+                                   n_keys, d, ref.data(), s_stride);
+          const std::string where = std::string(cpu_level_name(l)) +
+                                    " heads=" + std::to_string(heads) + " d=" + std::to_string(d) +
+                                    " keys=" + std::to_string(n_keys);
+          ASSERT_EQ(s16, s32) << where;
+          for (int h = 0; h <= heads; ++h)
+            for (int64_t j = 0; j < s_stride; ++j) {
+              const size_t i = size_t(h * s_stride + j);
+              if (h == heads || j >= n_keys) {
+                EXPECT_EQ(s32[i], 0.25f) << "wrote outside the scores, " << where;
+                continue;
+              }
+              float one = 0.0f;
+              k.attn_scores_f32(q.data() + h * q_stride, q_stride, 1,
+                                keys.decoded.data() + j * key_stride, key_stride, 1, d, &one, 1);
+              ASSERT_TRUE(same_bits_or_both_nan(one, s32[i]))
+                  << "score depends on the call, " << where;
+              double abs_sum = 0.0;
+              for (int64_t e = 0; e < d; ++e)
+                abs_sum += std::abs(double(q[size_t(h * q_stride + e)]) *
+                                    keys.decoded[size_t(j * key_stride + e)]);
+              EXPECT_NEAR(s32[i], ref[i], 1e-5 * abs_sum) << where;
+            }
         }
   }
 }

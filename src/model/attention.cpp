@@ -55,17 +55,6 @@ void merge(StateRef into, StateRef from, int64_t hd) {
   *into.max = m;
 }
 
-// scores[h * stride + j] = q_h . keys[j] for the `heads` query heads of one KV head (q_h at
-// q + h * hd) and `count` keys `key_stride` apart: the matmul's register-blocked float tile, so
-// each key row is loaded once for up to kTileTokens heads. Every score is the same sum whatever
-// the tile it falls in (batch invariance).
-void score_keys(const KernelTable& kt, const float* q, int heads, const float* keys, int64_t key_stride,
-                int64_t count, int64_t hd, float* scores, int64_t stride) {
-  for (int h0 = 0; h0 < heads; h0 += kTileTokens)
-    kt.float_tile(keys, key_stride, int(count), q + h0 * hd, hd, std::min(kTileTokens, heads - h0), hd,
-                  scores + h0 * stride, stride, false);
-}
-
 // State buffers for rows x heads.
 struct States {
   std::vector<float> max, sum, acc;
@@ -81,7 +70,9 @@ struct States {
 
 // A thread's key, value and score buffers, kept from one call to the next: a decoding step calls
 // attention once per layer, and fresh zero-filled buffers each time were ~1% of a 48-layer step.
-// Every element is written before it is read (keys and values loaded, scores computed).
+// Every element is written before it is read (keys and values loaded, scores computed). An F16
+// cache (the default) is read in place; other types are decoded into k_buf / v_buf a tile at a
+// time.
 struct KeyScratch {
   std::vector<float> k_buf, v_buf, scores;
 };
@@ -98,6 +89,8 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
   const int64_t hd = g.head_dim, n = in.n, pos0 = in.pos0;
   const int heads_per_kv = in.n_head / g.n_head_kv;  // GQA: consecutive query heads share a KV head
   const int64_t q_row = int64_t(in.n_head) * hd, kv_row = int64_t(g.n_head_kv) * hd;
+  const bool k_half = in.cache->type_k() == GgmlType::F16,
+             v_half = in.cache->type_v() == GgmlType::F16;
 
   // The visible key interval of each new row.
   std::vector<int64_t> lo(static_cast<size_t>(n)), hi(static_cast<size_t>(n));
@@ -153,28 +146,53 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
       if (a0 > b0) continue;
       // Keys/values of the tile: from the cache before pos0, from this pass after.
       const int64_t cached_end = std::min(b0 + 1, pos0);
-      if (a0 < cached_end) {
+      if (a0 < cached_end && !k_half)
         in.cache->load_k(in.layer, kv_head, a0, cached_end - a0, t.k_buf.data());
+      if (a0 < cached_end && !v_half)
         in.cache->load_v(in.layer, kv_head, a0, cached_end - a0, t.v_buf.data());
-      }
-      auto key = [&](int64_t p) {
-        return p < pos0 ? &t.k_buf[size_t((p - a0) * hd)] : in.k + (p - pos0) * kv_row + kv_head * hd;
+      // The scores of the group's heads (q) against keys [a, b], into scores (key a first, the
+      // heads key_tile apart): the cached ones, then this pass's. The kernels give a score the
+      // same bits from an F16 row as from its decoded floats.
+      auto score = [&](const float* q, int64_t a, int64_t b, float* scores) {
+        const int64_t cached_b = std::min(b, pos0 - 1), fresh = std::max(a, pos0);
+        if (a <= cached_b && k_half) {
+          in.cache->for_each_run(in.layer, true, kv_head, a, cached_b - a + 1,
+                                 [&](int64_t p, const uint8_t* rows, int64_t count) {
+                                   kt.attn_scores_f16(q, hd, heads_per_kv,
+                                                      reinterpret_cast<const uint16_t*>(rows), hd,
+                                                      count, hd, scores + (p - a), key_tile);
+                                 });
+        } else if (a <= cached_b) {
+          kt.attn_scores_f32(q, hd, heads_per_kv, &t.k_buf[size_t((a - a0) * hd)], hd,
+                             cached_b - a + 1, hd, scores, key_tile);
+        }
+        if (fresh <= b)
+          kt.attn_scores_f32(q, hd, heads_per_kv, in.k + (fresh - pos0) * kv_row + kv_head * hd,
+                             kv_row, b - fresh + 1, hd, scores + (fresh - a), key_tile);
       };
-      auto value = [&](int64_t p) {
-        return p < pos0 ? &t.v_buf[size_t((p - a0) * hd)] : in.v + (p - pos0) * kv_row + kv_head * hd;
+      // acc (the group's heads, hd apart) += weights x values [a, b], in key order.
+      auto sum_values = [&](const float* weights, int64_t a, int64_t b, float* acc) {
+        const int64_t cached_b = std::min(b, pos0 - 1), fresh = std::max(a, pos0);
+        if (a <= cached_b && v_half) {
+          in.cache->for_each_run(in.layer, false, kv_head, a, cached_b - a + 1,
+                                 [&](int64_t p, const uint8_t* rows, int64_t count) {
+                                   kt.axpy_rows_f16(weights + (p - a), key_tile, heads_per_kv,
+                                                    reinterpret_cast<const uint16_t*>(rows), hd,
+                                                    count, acc, hd, hd);
+                                 });
+        } else if (a <= cached_b) {
+          kt.axpy_rows_f32(weights, key_tile, heads_per_kv, &t.v_buf[size_t((a - a0) * hd)], hd,
+                           cached_b - a + 1, acc, hd, hd);
+        }
+        if (fresh <= b)
+          kt.axpy_rows_f32(weights + (fresh - a), key_tile, heads_per_kv,
+                           in.v + (fresh - pos0) * kv_row + kv_head * hd, kv_row, b - fresh + 1,
+                           acc, hd, hd);
       };
       for (int64_t i = rows.i0; i < rows.i1; ++i) {
         const int64_t a = std::max(a0, lo[size_t(i)]), b = std::min(b0, hi[size_t(i)]);
         if (a > b) continue;
-        // Scores of every head of the group against keys a..b: the cached ones (a..cached_b),
-        // then this pass's (fresh..b).
-        const float* q = in.q + i * q_row + kv_head * heads_per_kv * hd;
-        const int64_t cached_b = std::min(b, pos0 - 1), fresh = std::max(a, pos0);
-        if (a <= cached_b)
-          score_keys(kt, q, heads_per_kv, key(a), hd, cached_b - a + 1, hd, t.scores.data(), key_tile);
-        if (fresh <= b)
-          score_keys(kt, q, heads_per_kv, key(fresh), kv_row, b - fresh + 1, hd, t.scores.data() + (fresh - a),
-                     key_tile);
+        score(in.q + i * q_row + kv_head * heads_per_kv * hd, a, b, t.scores.data());
         // Each head's softmax weights replace its scores; then the weighted sum of the values for
         // every head of the group at once: the cached rows, then this pass's.
         for (int hj = 0; hj < heads_per_kv; ++hj) {
@@ -195,12 +213,7 @@ void attention(const AttentionInput& in, ThreadPool& pool) {
             head_scores[p - a] = w;
           }
         }
-        float* acc = state.at(first + (i - rows.i0) * heads_per_kv).acc;  // the heads' accs, hd apart
-        if (a <= cached_b)
-          kt.axpy_rows_f32(t.scores.data(), key_tile, heads_per_kv, value(a), hd, cached_b - a + 1, acc, hd, hd);
-        if (fresh <= b)
-          kt.axpy_rows_f32(t.scores.data() + (fresh - a), key_tile, heads_per_kv, value(fresh), kv_row, b - fresh + 1,
-                           acc, hd, hd);
+        sum_values(t.scores.data(), a, b, state.at(first + (i - rows.i0) * heads_per_kv).acc);
       }
     }
   };

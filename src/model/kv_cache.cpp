@@ -74,31 +74,27 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
   }
 }
 
-void KvCache::load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const {
+void KvCache::load(int layer, bool keys, int head, int64_t pos, int64_t n, float* out) const {
   const GgmlType type = keys ? config_.type_k : config_.type_v;
-  const LargeBuffer& buf = keys ? l.k : l.v;
-  const int64_t head_bytes = keys ? l.k_head_bytes : l.v_head_bytes;
-  const uint8_t* rows = buf.data() + head * l.slots * head_bytes;
-  // Attention decodes every cached key and value once per pass: the SIMD dequantizer (bit-exact to
-  // dequantize_row, tests/test_kernels.cpp) where the type has one; F32 has none and is copied.
-  // Consecutive slots are one run of rows, up to the end of a sliding ring.
+  const int64_t head_dim = layers_[size_t(layer)].head_dim;
+  // The SIMD dequantizer (bit-exact to dequantize_row, tests/test_kernels.cpp) where the type has
+  // one; F32 has none and is copied.
   const DequantizeFn decode = active_kernels().dequantizer(type);
-  for (int64_t i = 0; i < n;) {
-    const int64_t s = slot(l, pos + i), run = std::min(n - i, l.slots - s);
+  for_each_run(layer, keys, head, pos, n, [&](int64_t p, const uint8_t* rows, int64_t count) {
+    float* dst = out + (p - pos) * head_dim;
     if (decode)
-      decode(rows + s * head_bytes, out + i * l.head_dim, run * l.head_dim);
+      decode(rows, dst, count * head_dim);
     else
-      dequantize_row(type, rows + s * head_bytes, out + i * l.head_dim, run * l.head_dim);
-    i += run;
-  }
+      dequantize_row(type, rows, dst, count * head_dim);
+  });
 }
 
 void KvCache::load_k(int layer, int head, int64_t pos, int64_t n, float* out) const {
-  load(layers_[size_t(layer)], true, head, pos, n, out);
+  load(layer, true, head, pos, n, out);
 }
 
 void KvCache::load_v(int layer, int head, int64_t pos, int64_t n, float* out) const {
-  load(layers_[size_t(layer)], false, head, pos, n, out);
+  load(layer, false, head, pos, n, out);
 }
 
 int64_t KvCache::oldest_available(int layer) const {

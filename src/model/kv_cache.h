@@ -7,6 +7,7 @@
 // bytes out of every position's row (a 12B sliding layer's rows are 4 KiB apart per key).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -46,6 +47,21 @@ class KvCache {
   // The positions must be stored and still held (see oldest_available).
   void load_k(int layer, int head, int64_t pos, int64_t n, float* out) const;
   void load_v(int layer, int head, int64_t pos, int64_t n, float* out) const;
+  // Head `head`'s K (keys) or V rows of positions [pos, pos + n) as stored (in type_k() or
+  // type_v(), head_dim values each, one right after the other): fn(first position, its row's
+  // bytes, row count) for each run of consecutive slots, in position order (one run, or two where
+  // a sliding ring wraps). Lets attention read an F16 cache without decoding it first.
+  template <class Fn>
+  void for_each_run(int layer, bool keys, int head, int64_t pos, int64_t n, Fn&& fn) const {
+    const Layer& l = layers_[size_t(layer)];
+    const int64_t head_bytes = keys ? l.k_head_bytes : l.v_head_bytes;
+    const uint8_t* rows = (keys ? l.k : l.v).data() + head * l.slots * head_bytes;
+    for (int64_t i = 0; i < n;) {
+      const int64_t s = slot(l, pos + i), run = std::min(n - i, l.slots - s);
+      fn(pos + i, rows + s * head_bytes, run);
+      i += run;
+    }
+  }
 
   // Oldest position still available in `layer` given n_past (sliding layers forget).
   int64_t oldest_available(int layer) const;
@@ -84,7 +100,7 @@ class KvCache {
     LargeBuffer k, v;                     // [head][slot][head row]
   };
   int64_t slot(const Layer& l, int64_t pos) const { return l.sliding ? pos % ring_ : pos; }
-  void load(const Layer& l, bool keys, int head, int64_t pos, int64_t n, float* out) const;
+  void load(int layer, bool keys, int head, int64_t pos, int64_t n, float* out) const;
 
   KvCacheConfig config_;
   int64_t ring_ = 0;

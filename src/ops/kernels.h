@@ -82,6 +82,22 @@ struct KernelTable {
   // weighted sum of value rows, several query heads per value row), with y kept in registers.
   void (*axpy_rows_f32)(const float* a, int64_t a_stride, int n_rows, const float* x, int64_t x_stride,
                         int64_t n, float* y, int64_t y_stride, int64_t d) = nullptr;
+  // The same with fp16 value rows (x_stride in halves), straight from an F16 KV cache: bit for bit
+  // axpy_rows_f32 on the decoded rows.
+  void (*axpy_rows_f16)(const float* a, int64_t a_stride, int n_rows, const uint16_t* x,
+                        int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                        int64_t d) = nullptr;
+  // Attention scores: s[h * s_stride + j] = q_h . key_j for h < n_heads (q_h at q + h * q_stride)
+  // and j < n_keys (key j at keys + j * key_stride), each d long. Every score is one fixed chain of
+  // operations, whatever n_heads, n_keys or its place in the call (a row's scores do not depend on
+  // how its keys were cut into calls), and the fp16 form gives bit for bit what the float form
+  // gives on the decoded keys.
+  void (*attn_scores_f32)(const float* q, int64_t q_stride, int n_heads, const float* keys,
+                          int64_t key_stride, int64_t n_keys, int64_t d, float* s,
+                          int64_t s_stride) = nullptr;
+  void (*attn_scores_f16)(const float* q, int64_t q_stride, int n_heads, const uint16_t* keys,
+                          int64_t key_stride, int64_t n_keys, int64_t d, float* s,
+                          int64_t s_stride) = nullptr;
   void (*geglu_f32)(float* gate, const float* up,
                     int64_t n) = nullptr;                         // gate = gelu_tanh(gate) * up
   void (*softcap_f32)(float* x, int64_t n, float cap) = nullptr;  // x = cap * tanh(x / cap)

@@ -36,9 +36,42 @@ void axpy_f32_scalar(float a, const float* x, float* y, int64_t n) {
 
 void axpy_rows_f32_scalar(const float* a, int64_t a_stride, int n_rows, const float* x,
                           int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t d) {
-  for (int h = 0; h < n_rows; ++h)
-    for (int64_t p = 0; p < n; ++p)
+  for (int64_t p = 0; p < n; ++p)
+    for (int h = 0; h < n_rows; ++h)
       axpy_f32_scalar(a[h * a_stride + p], x + p * x_stride, y + h * y_stride, d);
+}
+
+// The fp16 forms decode each row once (a software conversion per element and head would be ~15x
+// slower) and then do exactly what the float forms do.
+const float* decoded_row(const uint16_t* x, int64_t d) {
+  thread_local std::vector<float> row;
+  row.resize(size_t(d));
+  for (int64_t i = 0; i < d; ++i) row[size_t(i)] = fp16_to_f32(x[i]);
+  return row.data();
+}
+
+void axpy_rows_f16_scalar(const float* a, int64_t a_stride, int n_rows, const uint16_t* x,
+                          int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t d) {
+  for (int64_t p = 0; p < n; ++p) {
+    const float* row = decoded_row(x + p * x_stride, d);
+    for (int h = 0; h < n_rows; ++h) axpy_f32_scalar(a[h * a_stride + p], row, y + h * y_stride, d);
+  }
+}
+
+void attn_scores_f32_scalar(const float* q, int64_t q_stride, int n_heads, const float* keys,
+                            int64_t key_stride, int64_t n_keys, int64_t d, float* s,
+                            int64_t s_stride) {
+  for (int64_t j = 0; j < n_keys; ++j)
+    for (int h = 0; h < n_heads; ++h)
+      s[h * s_stride + j] = dot_f32_scalar(keys + j * key_stride, q + h * q_stride, d);
+}
+
+void attn_scores_f16_scalar(const float* q, int64_t q_stride, int n_heads, const uint16_t* keys,
+                            int64_t key_stride, int64_t n_keys, int64_t d, float* s,
+                            int64_t s_stride) {
+  for (int64_t j = 0; j < n_keys; ++j)
+    attn_scores_f32_scalar(q, q_stride, n_heads, decoded_row(keys + j * key_stride, d), 0, 1, d,
+                           s + j, s_stride);
 }
 
 void scale_f32_scalar(float s, float* y, int64_t n) {
@@ -276,6 +309,9 @@ void fill_scalar_kernels(KernelTable& t) {
   t.dot_f32 = dot_f32_scalar;
   t.axpy_f32 = axpy_f32_scalar;
   t.axpy_rows_f32 = axpy_rows_f32_scalar;
+  t.axpy_rows_f16 = axpy_rows_f16_scalar;
+  t.attn_scores_f32 = attn_scores_f32_scalar;
+  t.attn_scores_f16 = attn_scores_f16_scalar;
   t.scale_f32 = scale_f32_scalar;
   t.geglu_f32 = geglu_f32_scalar;
   t.softcap_f32 = softcap_f32_scalar;
