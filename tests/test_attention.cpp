@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "model/attention.h"
 #include "model/kv_cache.h"
 #include "ops/quant.h"
+#include "random_data.h"
 
 namespace g4 {
 namespace {
@@ -24,13 +24,7 @@ struct Layer {
   std::vector<float> q, k, v;  // [position][heads * head_dim], [position][kv heads * head_dim]
 };
 
-std::vector<float> gaussian(size_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::gaussian;
 
 // softmax(q k^T) v of row `pos`, head `h`, in float64, over keys [lo, pos].
 std::vector<double> reference(const Layer& l, int64_t pos, int h, int64_t lo) {

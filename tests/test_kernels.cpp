@@ -24,6 +24,7 @@
 #include "ops/matmul.h"
 #include "ops/quant.h"
 #include "ops/repack.h"
+#include "random_data.h"
 
 namespace g4 {
 namespace {
@@ -34,13 +35,7 @@ const GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, Gg
                               GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                               GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
-std::vector<float> gaussian(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(size_t(std::max<int64_t>(n, 0)));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::gaussian;
 
 // A rows x cols weight matrix of `type`, quantized from Gaussian values (with an offset so that the
 // minimums of Q4_1/Q5_1/Q4_K/Q5_K matter).

@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 #include "core/error.h"
 #include "model/kv_cache.h"
 #include "ops/quant.h"
+#include "random_data.h"
 
 namespace g4 {
 namespace {
@@ -22,13 +22,7 @@ Gemma4HParams two_layer_hparams(int window) {
   return hp;
 }
 
-std::vector<float> row(int64_t n, int seed) {
-  std::mt19937 rng{static_cast<uint32_t>(seed)};
-  std::normal_distribution<float> d;
-  std::vector<float> r(static_cast<size_t>(n));
-  for (float& x : r) x = d(rng);
-  return r;
-}
+std::vector<float> row(int64_t n, int seed) { return test::gaussian(n, uint32_t(seed)); }
 
 TEST(KvCacheTest, SlidingLayersUseARingFullLayersDoNot) {
   const Gemma4HParams hp = two_layer_hparams(4);

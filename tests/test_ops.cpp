@@ -5,27 +5,21 @@
 #include <chrono>
 #include <cmath>
 #include <thread>
-#include <random>
 #include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/ops.h"
+#include "random_data.h"
 
 namespace g4 {
 namespace {
 
-std::vector<float> random_vector(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::gaussian;
 
 TEST(OpsTest, DotMatchesDoubleOnOddSizes) {
   for (int64_t n : {1, 7, 8, 9, 31, 256, 1001}) {
-    const auto a = random_vector(n, 1), b = random_vector(n, 2);
+    const auto a = gaussian(n, 1), b = gaussian(n, 2);
     double ref = 0;
     for (int64_t i = 0; i < n; ++i) ref += double(a[size_t(i)]) * b[size_t(i)];
     EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref, 1e-5 * std::sqrt(double(n)) + 1e-6) << n;
@@ -34,7 +28,7 @@ TEST(OpsTest, DotMatchesDoubleOnOddSizes) {
 
 TEST(OpsTest, RmsNormWithAndWithoutWeight) {
   for (const int64_t n : {1, 8, 37, 3840}) {  // the sum runs in 8 partial sums and a tail
-    const auto x = random_vector(n, 3, 5.0f), w = random_vector(n, 4);
+    const auto x = gaussian(n, 3, 5.0f), w = gaussian(n, 4);
     double ss = 0;
     for (float v : x) ss += double(v) * v;
     const double scale = 1.0 / std::sqrt(ss / double(n) + 1e-6);
@@ -80,7 +74,7 @@ TEST(OpsTest, RopeNeoxRotatesPairsHalfApart) {
   std::vector<float> cs(n_rot);
   const int64_t pos = 5;
   rope_angles(pos, n_rot, 10000.0f, nullptr, cs.data());
-  auto x = random_vector(head_dim, 7);
+  auto x = gaussian(head_dim, 7);
   auto y = x;
   rope_neox_inplace(y.data(), cs.data(), n_rot);
   for (int i = 0; i < n_rot / 2; ++i) {

@@ -20,6 +20,7 @@
 #include "core/half.h"
 #include "core/quant_blocks.h"
 #include "ops/quant.h"
+#include "random_data.h"
 #include "sha256.h"
 #include "test_util.h"
 
@@ -61,13 +62,7 @@ std::vector<float> dequantize(GgmlType type, const std::vector<uint8_t>& packed,
   return y;
 }
 
-std::vector<float> gaussian(int64_t n, float mean, float sigma, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(mean, sigma);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (float& v : x) v = dist(rng);
-  return x;
-}
+using test::gaussian;
 
 double relative_rmse(const std::vector<float>& x, const std::vector<float>& y) {
   double err = 0, ref = 0;
@@ -726,7 +721,7 @@ TEST_P(QuantType, RoundTripWithinFormatBound) {
     for (const auto& [mean, sigma] :
          {std::pair{0.0f, 1.0f}, {0.0f, 0.02f}, {0.5f, 1.0f}, {-3.0f, 0.5f}}) {
       SCOPED_TRACE(testing::Message() << "n " << n << " mean " << mean << " sigma " << sigma);
-      const std::vector<float> x = gaussian(n, mean, sigma, seed++);
+      const std::vector<float> x = gaussian(n, seed++, sigma, mean);
       const std::vector<uint8_t> packed = quantize(type, x);
       expect_within_format_bound(type, x, packed, dequantize(type, packed, n));
     }
@@ -742,7 +737,7 @@ TEST_P(QuantType, RelativeRmseOnGaussianData) {
       {GgmlType::Q8_0, 5.55e-3}, {GgmlType::Q4_0, 0.0885}, {GgmlType::Q4_1, 0.0805},
       {GgmlType::Q5_0, 0.0440},  {GgmlType::Q5_1, 0.0391}, {GgmlType::Q4_K, 0.0721},
       {GgmlType::Q5_K, 0.0357},  {GgmlType::Q6_K, 0.0173}};
-  const std::vector<float> x = gaussian(1 << 16, 0.0f, 1.0f, 42);
+  const std::vector<float> x = gaussian(1 << 16, 42, 1.0f, 0.0f);
   const double rmse = relative_rmse(x, dequantize(type, quantize(type, x), int64_t(x.size())));
   std::printf("[   info   ] %s relative RMSE on N(0,1): %.5f\n", ggml_type_name(type), rmse);
   RecordProperty("relative_rmse", std::to_string(rmse));
@@ -765,7 +760,7 @@ TEST_P(QuantType, AllEqualBlocks) {
   const GgmlType type = GetParam();
   const int64_t bs = one_block(type);
   for (const float c : {1.0f, -1.0f, 3.7f, -0.001f, 1234.5f, -60000.0f}) {
-    std::vector<float> x = gaussian(4 * bs, 0.0f, 1.0f, 5);
+    std::vector<float> x = gaussian(4 * bs, 5, 1.0f, 0.0f);
     std::fill(x.begin() + bs, x.begin() + 2 * bs, c);
     const std::vector<float> y = dequantize(type, quantize(type, x), 4 * bs);
     const double tolerance =
@@ -805,7 +800,7 @@ TEST_P(QuantType, HugeValues) {
   // Gaussian data whose largest |x| is about a quarter of the format's limit: same relative
   // accuracy as unit data (the bound test above, scaled).
   const double target = std::min(representable_limit(type) / 4, 1e30);
-  std::vector<float> x = gaussian(n, 0.0f, 1.0f, 9);
+  std::vector<float> x = gaussian(n, 9, 1.0f, 0.0f);
   const float amax = std::fabs(*std::max_element(
       x.begin(), x.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); }));
   for (float& v : x) v = float(v / amax * target);
@@ -825,7 +820,7 @@ TEST_P(QuantType, TinyValues) {
   const GgmlType type = GetParam();
   const int64_t n = 4 * one_block(type);
   for (const float scale : {1e-30f, 1e-38f, 1e-44f}) {  // the last two are float subnormals
-    std::vector<float> x = gaussian(n, 0.0f, 1.0f, 11);
+    std::vector<float> x = gaussian(n, 11, 1.0f, 0.0f);
     for (float& v : x) v *= scale;
     const std::vector<float> y = dequantize(type, quantize(type, x), n);
     // The scales underflow fp16, so values may come back as 0 — never as anything larger.
@@ -881,8 +876,8 @@ TEST_P(QuantType, DotRowRefOrderAndAccuracy) {
   if (is_plain(type)) lengths.insert(lengths.end(), {1, 31, 33, 100});  // short last chunk
   uint32_t seed = 100;
   for (const int64_t n : lengths) {
-    const std::vector<float> w = gaussian(n, 0.1f, 1.0f, seed++);
-    const std::vector<float> x = gaussian(n, -0.2f, 2.0f, seed++);
+    const std::vector<float> w = gaussian(n, seed++, 1.0f, 0.1f);
+    const std::vector<float> x = gaussian(n, seed++, 2.0f, -0.2f);
     const std::vector<uint8_t> row = quantize(type, w);
     const std::vector<float> y = dequantize(type, row, n);
     const float dot = dot_row_ref(type, row.data(), x.data(), n);
