@@ -53,12 +53,10 @@ KvCache::KvCache(const Gemma4HParams& hp, const KvCacheConfig& config)
     l.sliding = g.sliding;
     l.n_head_kv = g.n_head_kv;
     l.head_dim = g.head_dim;
-    l.slots = layer_slots(g.sliding, config.n_ctx, ring_);
     l.k_head_bytes = ggml_row_bytes(config.type_k, g.head_dim);
     l.v_head_bytes = ggml_row_bytes(config.type_v, g.head_dim);
-    // Committed now (LargeBuffer), so a long generation cannot run out of memory half way.
-    l.k = LargeBuffer(size_t(l.n_head_kv * l.slots * l.k_head_bytes));
-    l.v = LargeBuffer(size_t(l.n_head_kv * l.slots * l.v_head_bytes));
+    // Committed now, so a long generation cannot run out of memory half way.
+    l.allocate(layer_slots(g.sliding, config.n_ctx, ring_));
     layers_.push_back(std::move(l));
   }
 }
@@ -69,8 +67,8 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
   // Per head: the blocks of every cache type lie within a head (head_dim is whole blocks), so the
   // bytes are those of quantizing the whole row.
   for (int h = 0; h < l.n_head_kv; ++h) {
-    quantize_row(config_.type_k, k + h * l.head_dim, l.k.data() + (h * l.slots + s) * l.k_head_bytes, l.head_dim);
-    quantize_row(config_.type_v, v + h * l.head_dim, l.v.data() + (h * l.slots + s) * l.v_head_bytes, l.head_dim);
+    quantize_row(config_.type_k, k + h * l.head_dim, l.row(true, h, s), l.head_dim);
+    quantize_row(config_.type_v, v + h * l.head_dim, l.row(false, h, s), l.head_dim);
   }
 }
 
@@ -125,16 +123,12 @@ void KvCache::resize(int64_t n_ctx) {
     const int64_t slots = layer_slots(l.sliding, n_ctx, ring_);
     if (slots == l.slots) continue;
     const int64_t kept = std::min(slots, l.slots);
-    LargeBuffer k(size_t(l.n_head_kv * slots * l.k_head_bytes)), v(size_t(l.n_head_kv * slots * l.v_head_bytes));
-    for (int h = 0; h < l.n_head_kv; ++h) {
-      std::memcpy(k.data() + h * slots * l.k_head_bytes, l.k.data() + h * l.slots * l.k_head_bytes,
-                  size_t(kept * l.k_head_bytes));
-      std::memcpy(v.data() + h * slots * l.v_head_bytes, l.v.data() + h * l.slots * l.v_head_bytes,
-                  size_t(kept * l.v_head_bytes));
-    }
-    l.k = std::move(k);
-    l.v = std::move(v);
-    l.slots = slots;
+    Layer resized{l.sliding, l.n_head_kv, l.head_dim, 0, l.k_head_bytes, l.v_head_bytes, {}, {}};
+    resized.allocate(slots);
+    for (int h = 0; h < l.n_head_kv; ++h)
+      for (bool keys : {true, false})
+        std::memcpy(resized.row(keys, h, 0), l.row(keys, h, 0), size_t(kept * l.head_bytes(keys)));
+    l = std::move(resized);
   }
   config_.n_ctx = n_ctx;
 }

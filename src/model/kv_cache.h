@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/ggml_type.h"
@@ -54,11 +55,9 @@ class KvCache {
   template <class Fn>
   void for_each_run(int layer, bool keys, int head, int64_t pos, int64_t n, Fn&& fn) const {
     const Layer& l = layers_[size_t(layer)];
-    const int64_t head_bytes = keys ? l.k_head_bytes : l.v_head_bytes;
-    const uint8_t* rows = (keys ? l.k : l.v).data() + head * l.slots * head_bytes;
     for (int64_t i = 0; i < n;) {
       const int64_t s = slot(l, pos + i), run = std::min(n - i, l.slots - s);
-      fn(pos + i, rows + s * head_bytes, run);
+      fn(pos + i, l.row(keys, head, s), run);
       i += run;
     }
   }
@@ -98,6 +97,21 @@ class KvCache {
     int64_t slots;
     int64_t k_head_bytes, v_head_bytes;  // one head's row of one slot
     LargeBuffer k, v;                     // [head][slot][head row]
+
+    int64_t head_bytes(bool keys) const { return keys ? k_head_bytes : v_head_bytes; }
+    // Head h's K (keys) or V row of slot s: the one place that spells out the layout.
+    const uint8_t* row(bool keys, int h, int64_t s) const {
+      return (keys ? k : v).data() + (h * slots + s) * head_bytes(keys);
+    }
+    uint8_t* row(bool keys, int h, int64_t s) {
+      return const_cast<uint8_t*>(std::as_const(*this).row(keys, h, s));
+    }
+    // Allocates (and commits: LargeBuffer) the K and V buffers for `slots` slots.
+    void allocate(int64_t n_slots) {
+      slots = n_slots;
+      k = LargeBuffer(size_t(n_head_kv * slots * k_head_bytes));
+      v = LargeBuffer(size_t(n_head_kv * slots * v_head_bytes));
+    }
   };
   int64_t slot(const Layer& l, int64_t pos) const { return l.sliding ? pos % ring_ : pos; }
   void load(int layer, bool keys, int head, int64_t pos, int64_t n, float* out) const;
