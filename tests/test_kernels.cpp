@@ -139,34 +139,6 @@ TEST(KernelFloatTest, DotAxpyScaleMatchScalarOnOddSizes) {
   }
 }
 
-// axpy_rows_f32 is axpy_f32 once per (row, value row) in order, bit for bit on every level (the
-// attention results do not change with it), and within float rounding of the scalar reference.
-TEST(KernelFloatTest, AxpyRowsIsAxpyPerRowInOrder) {
-  for (CpuLevel l : supported_cpu_levels()) {
-    const KernelTable& k = kernel_table(l);
-    for (int rows : {1, 2, 3, 4, 5, 16})
-      for (int64_t d : {1, 7, 8, 15, 16, 17, 37, 256})
-        for (int64_t n : {0, 1, 5, 33}) {
-          const int64_t a_stride = n + 3, x_stride = d + 5, y_stride = d + 2;
-          const auto a = gaussian(rows * a_stride, 4), x = gaussian(std::max<int64_t>(1, n) * x_stride, 5);
-          const std::vector<float> y0 = gaussian(rows * y_stride, 6);
-          std::vector<float> y = y0, y_axpy = y0, y_ref = y0;
-          k.axpy_rows_f32(a.data(), a_stride, rows, x.data(), x_stride, n, y.data(), y_stride, d);
-          scalar().axpy_rows_f32(a.data(), a_stride, rows, x.data(), x_stride, n, y_ref.data(), y_stride, d);
-          for (int h = 0; h < rows; ++h)
-            for (int64_t p = 0; p < n; ++p)
-              k.axpy_f32(a[size_t(h * a_stride + p)], x.data() + p * x_stride, y_axpy.data() + h * y_stride, d);
-          ASSERT_EQ(y, y_axpy) << cpu_level_name(l) << " rows=" << rows << " d=" << d << " n=" << n;
-          for (size_t i = 0; i < y.size(); ++i) {
-            EXPECT_NEAR(y[i], y_ref[i], 1e-5f * (1 + std::abs(y_ref[i]))) << cpu_level_name(l);
-            if (int64_t(i) % y_stride >= d) {
-              EXPECT_EQ(y[i], y0[i]) << "wrote past the row";
-            }
-          }
-        }
-  }
-}
-
 // n values as fp16 (rounded from Gaussian ones) and the same values decoded to float.
 struct HalfRows {
   std::vector<uint16_t> half;
@@ -181,10 +153,12 @@ HalfRows half_rows(int64_t n, uint32_t seed) {
   return r;
 }
 
-// Attention reads an F16 cache straight from its half floats: the fp16 weighted sum must give the
-// bits the float one gives on the decoded rows (a prompt's values come from this pass as floats,
-// later ones from the cache), on every level.
-TEST(KernelFloatTest, AxpyRowsF16IsAxpyRowsOnTheDecodedRows) {
+// axpy_rows_f32 is axpy_f32 once per (row, value row) in order, bit for bit on every level (the
+// attention results do not change with it), and within float rounding of the scalar reference.
+// Attention reads an F16 cache straight from its half floats: axpy_rows_f16 must give the bits
+// axpy_rows_f32 gives on the decoded rows (a prompt's values come from this pass as floats, later
+// ones from the cache).
+TEST(KernelFloatTest, AxpyRowsIsAxpyPerRowInOrderFromFloatOrF16Rows) {
   for (CpuLevel l : supported_cpu_levels()) {
     const KernelTable& k = kernel_table(l);
     for (int rows : {1, 2, 3, 4, 5, 16})
@@ -192,14 +166,28 @@ TEST(KernelFloatTest, AxpyRowsF16IsAxpyRowsOnTheDecodedRows) {
         for (int64_t n : {0, 1, 5, 33}) {
           const int64_t a_stride = n + 3, x_stride = d + 5, y_stride = d + 2;
           const auto a = gaussian(rows * a_stride, 4);
-          const HalfRows x = half_rows(std::max<int64_t>(1, n) * x_stride, 5);
+          const HalfRows x16 = half_rows(std::max<int64_t>(1, n) * x_stride, 5);
+          const std::vector<float>& x = x16.decoded;
           const std::vector<float> y0 = gaussian(rows * y_stride, 6);
-          std::vector<float> y16 = y0, y32 = y0;
-          k.axpy_rows_f16(a.data(), a_stride, rows, x.half.data(), x_stride, n, y16.data(),
+          std::vector<float> y = y0, y_axpy = y0, y_ref = y0, y16 = y0;
+          k.axpy_rows_f32(a.data(), a_stride, rows, x.data(), x_stride, n, y.data(), y_stride, d);
+          scalar().axpy_rows_f32(a.data(), a_stride, rows, x.data(), x_stride, n, y_ref.data(),
+                                 y_stride, d);
+          k.axpy_rows_f16(a.data(), a_stride, rows, x16.half.data(), x_stride, n, y16.data(),
                           y_stride, d);
-          k.axpy_rows_f32(a.data(), a_stride, rows, x.decoded.data(), x_stride, n, y32.data(),
-                          y_stride, d);
-          ASSERT_EQ(y16, y32) << cpu_level_name(l) << " rows=" << rows << " d=" << d << " n=" << n;
+          for (int h = 0; h < rows; ++h)
+            for (int64_t p = 0; p < n; ++p)
+              k.axpy_f32(a[size_t(h * a_stride + p)], x.data() + p * x_stride,
+                         y_axpy.data() + h * y_stride, d);
+          ASSERT_EQ(y, y_axpy) << cpu_level_name(l) << " rows=" << rows << " d=" << d << " n=" << n;
+          ASSERT_EQ(y16, y) << "fp16 rows, " << cpu_level_name(l) << " rows=" << rows << " d=" << d
+                            << " n=" << n;
+          for (size_t i = 0; i < y.size(); ++i) {
+            EXPECT_NEAR(y[i], y_ref[i], 1e-5f * (1 + std::abs(y_ref[i]))) << cpu_level_name(l);
+            if (int64_t(i) % y_stride >= d) {
+              EXPECT_EQ(y[i], y0[i]) << "wrote past the row";
+            }
+          }
         }
   }
 }
