@@ -67,6 +67,21 @@ TEST_F(BenchCliTest, TextTableAndBandwidthRoof) {
   EXPECT_GE(j["membw_bytes_per_s_sd"].get<double>(), 0);
   EXPECT_GT(j["decode_roof_fraction"].get<double>(), 0);
   EXPECT_GE(j["decode_roof_fraction_sd"].get<double>(), 0);
+  // Each repetition's bandwidth is bytes / seconds over its passes: never above the fastest pass,
+  // so its roof fraction is never below the fraction of the fastest pass's roof.
+  EXPECT_GE(j["membw_peak_bytes_per_s"].get<double>(), j["membw_bytes_per_s"].get<double>());
+  EXPECT_GT(j["decode_peak_roof_fraction"].get<double>(), 0);
+  EXPECT_LE(j["decode_peak_roof_fraction"].get<double>(), j["decode_roof_fraction"].get<double>());
+
+  // One repetition: the fraction is decode speed over bandwidth / model bytes, as stated.
+  const test::CliResult one =
+      test::run_cli("bench -m " + model_ + " -p 0 -n 2 -r 1 -t 1 --membw --json");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const nlohmann::json o = nlohmann::json::parse(one.out);
+  const double roof_tps = o["membw_bytes_per_s"].get<double>() / o["model_bytes"].get<double>();
+  EXPECT_NEAR(o["decode_roof_tokens_per_s"].get<double>(), roof_tps, 1e-9 * roof_tps);
+  EXPECT_NEAR(o["decode_roof_fraction"].get<double>(),
+              o["decode"]["tokens_per_s"].get<double>() / roof_tps, 1e-9);
 }
 
 TEST_F(BenchCliTest, SkippingATestAndBadArguments) {
