@@ -53,7 +53,7 @@ Stats stats_of(const std::vector<double>& v) {
 // milliseconds (consecutive 15 ms passes on a 2-vCPU VM: anywhere from 16 to 45 GB/s), so the bench
 // runs one pass after every decoded token (untimed for decode) and puts each repetition against
 // the bandwidth over its own passes (bytes / seconds); the best single pass is reported as the
-// peak. Before each repetition's passes, one untimed pass warms the buffer's pages.
+// peak. Before each repetition's passes, one uncounted pass warms the buffer's pages.
 class BandwidthProbe {
  public:
   explicit BandwidthProbe(ThreadPool& pool) : pool_(pool), buf_(new uint64_t[size_t(kWords)]) {
@@ -65,6 +65,27 @@ class BandwidthProbe {
 
   // Reads the buffer once; the seconds it took go into the current repetition's totals.
   void pass() {
+    const double seconds = read_once();
+    seconds_ += seconds;
+    bytes_ += double(kBytes);
+    peak_ = std::max(peak_, double(kBytes) / seconds);
+  }
+
+  // Starts a repetition: a warm-up pass (not counted), totals reset.
+  void begin() {
+    read_once();
+    seconds_ = bytes_ = 0;
+  }
+  // The repetition's bandwidth in bytes/s (bytes / seconds over its passes).
+  double bandwidth() const { return seconds_ > 0 ? bytes_ / seconds_ : 0; }
+  double peak() const { return peak_; }  // the fastest single pass so far, bytes/s
+
+ private:
+  static constexpr int64_t kBytes = int64_t(512) << 20;  // 512 MiB: 10x and more any L3 cache
+  static constexpr int64_t kWords = kBytes / 8;
+
+  // One read of the whole buffer over the pool; returns its seconds.
+  double read_once() {
     const int parts = pool_.size();
     std::vector<uint64_t> sinks(size_t(parts) * 8);  // one cache line per thread
     const auto start = Clock::now();
@@ -82,24 +103,10 @@ class BandwidthProbe {
       }
     });
     const double seconds = seconds_since(start);
-    seconds_ += seconds;
-    bytes_ += double(kBytes);
-    peak_ = std::max(peak_, double(kBytes) / seconds);
     sink_ += sinks[0];
+    return seconds;
   }
 
-  // Starts a repetition: an untimed warm-up pass, totals reset.
-  void begin() {
-    pass();
-    seconds_ = bytes_ = 0;
-  }
-  // The repetition's bandwidth in bytes/s (bytes / seconds over its passes).
-  double bandwidth() const { return seconds_ > 0 ? bytes_ / seconds_ : 0; }
-  double peak() const { return peak_; }  // the fastest single pass so far, bytes/s
-
- private:
-  static constexpr int64_t kBytes = int64_t(512) << 20;  // 512 MiB: 10x and more any L3 cache
-  static constexpr int64_t kWords = kBytes / 8;
   ThreadPool& pool_;
   std::unique_ptr<uint64_t[]> buf_;
   double seconds_ = 0, bytes_ = 0, peak_ = 0;
