@@ -207,6 +207,8 @@ void run_bench(const BenchOptions& opt) {
   const Stats pp = stats_of(prefill_tps), tg = stats_of(decode_tps);
   const Stats bw = stats_of(bandwidths), fraction = stats_of(roof_fractions);
   const double roof = bw.mean / weight_bytes;
+  const double peak = probe ? probe->peak() : 0;
+  const double peak_fraction = peak > 0 ? tg.mean / (peak / weight_bytes) : 0;
   const char* level = cpu_level_name(selected_cpu_level());
 
   if (opt.json) {
@@ -234,12 +236,12 @@ void run_bench(const BenchOptions& opt) {
     if (opt.membw) {
       j["membw_bytes_per_s"] = bw.mean;
       j["membw_bytes_per_s_sd"] = bw.sd;
-      j["membw_peak_bytes_per_s"] = probe->peak();
+      j["membw_peak_bytes_per_s"] = peak;
       j["decode_roof_tokens_per_s"] = roof;
       if (opt.n_gen > 0) {
         j["decode_roof_fraction"] = fraction.mean;
         j["decode_roof_fraction_sd"] = fraction.sd;
-        j["decode_peak_roof_fraction"] = tg.mean / (probe->peak() / weight_bytes);
+        j["decode_peak_roof_fraction"] = peak_fraction;
       }
     }
     std::cout << j.dump(2) << "\n";
@@ -266,13 +268,12 @@ void run_bench(const BenchOptions& opt) {
     std::printf(
         "memory read bandwidth: %.1f ± %.1f GB/s (%d threads; fastest pass %.1f GB/s) -> "
         "decode roof %.2f tokens/s",
-        bw.mean / 1e9, bw.sd / 1e9, pool.size(), probe->peak() / 1e9, roof);
+        bw.mean / 1e9, bw.sd / 1e9, pool.size(), peak / 1e9, roof);
     if (opt.n_gen > 0)
       std::printf(
           "; decode runs at %.0f ± %.0f%% of it (each repetition against the bandwidth "
           "measured between its tokens; %.0f%% of the fastest pass's roof)",
-          100.0 * fraction.mean, 100.0 * fraction.sd,
-          100.0 * tg.mean / (probe->peak() / weight_bytes));
+          100.0 * fraction.mean, 100.0 * fraction.sd, 100.0 * peak_fraction);
     std::printf("\n");
   }
 }
