@@ -57,11 +57,13 @@ void BM_Matmul(benchmark::State& state, g4::CpuLevel level, g4::GgmlType type, g
                int64_t rows, int64_t cols, int64_t tokens, int threads) {
   auto weights = make_weights(type, rows, cols);
   const g4::KernelTable& kernels = g4::kernel_table(level);
-  if (g4::can_interleave(kernels, weights->w)) {  // as the model loader does (huge pages too)
+  if (const int group_rows = g4::interleave_rows(kernels, weights->w)) {
+    // as the model loader does (huge pages too)
     weights->interleaved = g4::LargeBuffer(weights->bytes.size());
-    g4::interleave_groups(weights->w, 0, rows / g4::kInterleaveRows, weights->interleaved.data());
+    g4::interleave_groups(weights->w, group_rows, 0, rows / group_rows,
+                          weights->interleaved.data());
     weights->w.data = weights->interleaved.data();
-    weights->w.interleaved_rows = g4::kInterleaveRows;
+    weights->w.interleaved_rows = group_rows;
   }
   g4::ThreadPool pool(threads);
   std::mt19937 rng(2);

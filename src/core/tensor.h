@@ -17,8 +17,8 @@ struct WeightMatrix {
   int64_t cols = 0;
   int64_t row_bytes = 0;
   const uint8_t* data = nullptr;
-  // 1: the GGUF layout (row after row). kInterleaveRows (ops/repack.h): rows stored in groups of
-  // 8, block by block, for the SIMD kernels; row() is then meaningless (use copy_row_blocks).
+  // 1: the GGUF layout (row after row). 8 or 16 (ops/repack.h): rows stored in groups of that
+  // many, block by block, for the SIMD kernels; row() is then meaningless (use copy_row_blocks).
   int interleaved_rows = 1;
 
   bool present() const { return data != nullptr; }

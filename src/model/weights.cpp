@@ -137,7 +137,7 @@ LargeBuffer interleave_for_kernels(Gemma4Weights& w) {
   const KernelTable& kernels = active_kernels();
   std::vector<WeightMatrix*> todo;
   auto consider = [&](WeightMatrix& m) {
-    if (m.present() && can_interleave(kernels, m)) todo.push_back(&m);
+    if (m.present() && interleave_rows(kernels, m) > 0) todo.push_back(&m);
   };
   consider(w.token_embd);
   for (LayerWeights& l : w.layers)
@@ -158,13 +158,13 @@ LargeBuffer interleave_for_kernels(Gemma4Weights& w) {
   for (size_t i = 0; i < todo.size(); ++i) {
     WeightMatrix* m = todo[i];
     uint8_t* dst = out.data() + offsets[i];
-    const int64_t groups = m->rows / kInterleaveRows;
-    pool.parallel_for(groups, 64, [&](int64_t begin, int64_t end, int) {
-      interleave_groups(*m, begin, end, dst);
+    const int group_rows = interleave_rows(kernels, *m);
+    pool.parallel_for(m->rows / group_rows, 64, [&](int64_t begin, int64_t end, int) {
+      interleave_groups(*m, group_rows, begin, end, dst);
     });
     release_mapped_pages(m->data, size_t(m->rows * m->row_bytes));
     m->data = dst;
-    m->interleaved_rows = kInterleaveRows;
+    m->interleaved_rows = group_rows;
   }
   return out;
 }

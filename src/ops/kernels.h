@@ -18,8 +18,8 @@
 namespace g4 {
 
 // Tile of one kernel call: a float tile takes up to kTileRows weight rows and kTileTokens
-// activation rows; a quantized tile up to kQuantTileRows weight rows (8: one group of
-// interleaved rows, ops/repack.h) and any number of activation rows.
+// activation rows; a quantized tile up to kQuantTileRows weight rows (an interleaved tile up to
+// one group of interleaved rows, 8 or 16, ops/repack.h) and any number of activation rows.
 constexpr int kTileRows = 4;
 constexpr int kTileTokens = 4;
 constexpr int kQuantTileRows = 8;
@@ -111,14 +111,16 @@ struct KernelTable {
   DequantizeFn dequantize[kTypeSlots] = {};
   QuantTileFn quant_tile[kTypeSlots] = {};
   // The same on weights in the interleaved layout of ops/repack.h (SIMD levels only): `w` is the
-  // record of the call's first block in one group of kInterleaveRows rows (records follow each
-  // other block by block), the first n_rows of the group's rows are computed, w_row_bytes is not
-  // used.
+  // record of the call's first block in one group of interleave_group_rows[type] rows (records
+  // follow each other block by block), the first n_rows of the group's rows are computed,
+  // w_row_bytes is not used.
   QuantTileFn quant_tile_interleaved[kTypeSlots] = {};
+  int interleave_group_rows[kTypeSlots] = {};  // 8 or 16 where there is such a tile
 
   DequantizeFn dequantizer(GgmlType type) const { return dequantize[size_t(type)]; }
   QuantTileFn quantized_tile(GgmlType type) const { return quant_tile[size_t(type)]; }
   QuantTileFn interleaved_tile(GgmlType type) const { return quant_tile_interleaved[size_t(type)]; }
+  int interleaved_group_rows(GgmlType type) const { return interleave_group_rows[size_t(type)]; }
 };
 
 // The table of a supported level (throws g4::Error for one this machine cannot run).

@@ -1,10 +1,12 @@
 // matmul's loops around the kernels of ops/kernels.h.
 //
-// Work unit: a row tile (kTileRows weight rows, kQuantTileRows in fast mode). Threads take chunks
-// of consecutive row tiles from a shared counter, so each streams its weights in order.
-// Decode (few tokens): every weight byte is read once per matmul, by one thread; the kernels
-// prefetch the next rows while working on the current ones, so the two cores together keep the
-// memory bus busy (the speed limit: bytes of weights / bandwidth).
+// Work unit: a row tile (kTileRows weight rows; in fast mode kQuantTileRows, or one group of
+// interleaved rows). Threads take chunks of consecutive row tiles from a shared counter, so each
+// streams its weights in order.
+// Decode (few tokens): every weight byte is read once per matmul, by one thread; the next rows
+// are fetched (by the kernels' prefetches or the hardware's) while the current ones are worked
+// on, so the two cores together keep the memory bus busy (the speed limit: bytes of weights /
+// bandwidth).
 // Prefill (many tokens): the columns are cut into panels whose activations (int8 in fast mode,
 // float in precise mode) fit in L2; for each panel every row tile of the chunk meets every token,
 // the weight block's scales decoded once per row tile and its codes unpacked once per group of 4
@@ -213,11 +215,16 @@ class QuantizedTiles {
                  float* y, int64_t y_stride, int n_threads)
       : w_(w), tile_(tile), T_(T), y_(y), y_stride_(y_stride),
         wb_(ggml_type_info(w.type).block_size), block_bytes_(ggml_type_info(w.type).block_bytes) {
-    // Interleaved weights (ops/repack.h) go to the interleaved kernel; a table without one (the
-    // scalar reference, NEON) gets the tile's rows copied back to the plain layout first.
+    // Interleaved weights (ops/repack.h) go to the interleaved kernel; a table without one for
+    // their groups' height (the scalar reference, NEON, a layout made for another table) gets the
+    // tile's rows copied back to the plain layout first.
     if (w.interleaved_rows > 1) {
-      interleaved_tile_ = k.interleaved_tile(w.type);
-      if (!interleaved_tile_) plain_.resize(size_t(n_threads));
+      if (k.interleaved_group_rows(w.type) == w.interleaved_rows) {
+        interleaved_tile_ = k.interleaved_tile(w.type);
+        tile_rows_ = w.interleaved_rows;  // one group per call
+      } else {
+        plain_.resize(size_t(n_threads));
+      }
     }
     // Column panels: none wider than `panel` (activations in L2), and for the interleaved tile
     // none crossing one of the layout's panels (ops/repack.h).
@@ -232,8 +239,8 @@ class QuantizedTiles {
         panel_records_.push_back(interleaved_records(w, cuts_[p] / wb_));
   }
 
-  int64_t n_tiles() const { return (w_.rows + kQuantTileRows - 1) / kQuantTileRows; }
-  int64_t tile_bytes() const { return kQuantTileRows * w_.row_bytes; }
+  int64_t n_tiles() const { return (w_.rows + tile_rows_ - 1) / tile_rows_; }
+  int64_t tile_bytes() const { return tile_rows_ * w_.row_bytes; }
 
   // Row tiles [tile_begin, tile_end), every panel in turn, every token.
   void run(int64_t tile_begin, int64_t tile_end, int thread, const QuantizedActs& acts) {
@@ -248,11 +255,11 @@ class QuantizedTiles {
       const ActView act = acts.view(c0);
       const bool accumulate = p > 0;
       // One row tile against every token (the kernel decodes the rows' scales once).
-      for_row_tiles(tile_begin, tile_end, w_.rows, kQuantTileRows, [&](int64_t r0, int n_rows) {
+      for_row_tiles(tile_begin, tile_end, w_.rows, tile_rows_, [&](int64_t r0, int n_rows) {
         float* y = y_ + r0;
         if (interleaved_tile_) {
-          interleaved_tile_(panel_records_[p].group(r0 / kInterleaveRows), w_.row_bytes, n_rows,
-                            act, T_, nb, y, y_stride_, accumulate);
+          interleaved_tile_(panel_records_[p].group(r0 / tile_rows_), w_.row_bytes, n_rows, act, T_,
+                            nb, y, y_stride_, accumulate);
         } else if (plain) {
           for (int r = 0; r < n_rows; ++r)
             copy_row_blocks(w_, r0 + r, c0 / wb_, nb, plain + r * nb * block_bytes_);
@@ -268,6 +275,7 @@ class QuantizedTiles {
  private:
   const WeightMatrix& w_;
   QuantTileFn tile_, interleaved_tile_ = nullptr;
+  int tile_rows_ = kQuantTileRows;
   int64_t T_;
   float* y_;
   int64_t y_stride_, wb_, block_bytes_, panel_ = 0;

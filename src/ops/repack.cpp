@@ -11,7 +11,7 @@ namespace {
 
 // A block field: `bytes` bytes at `offset` in the GGUF block, cut into slices of `slice` bytes.
 // In a record the fields follow each other in this order, each as its slices one after the
-// other, a slice holding that slice of rows 0..7 side by side.
+// other, a slice holding that slice of the group's rows side by side.
 struct Field {
   int64_t offset, bytes, slice;
 };
@@ -41,19 +41,21 @@ Layout layout_of(GgmlType type) {
 // Where the records of a matrix sit: the panels one after the other, each holding every group's
 // records for its blocks (the last panel may be narrower). Computed once per call, not per block.
 struct RecordGrid {
-  int64_t block_bytes, n_blocks, per_panel, rows;
+  int64_t block_bytes, n_blocks, per_panel, rows, group_rows;
 
-  explicit RecordGrid(const WeightMatrix& w)
+  RecordGrid(const WeightMatrix& w, int group_rows)
       : block_bytes(ggml_type_info(w.type).block_bytes),
         n_blocks(w.cols / ggml_type_info(w.type).block_size),
         per_panel(kInterleavePanelColumns / ggml_type_info(w.type).block_size),
-        rows(w.rows) {}
+        rows(w.rows),
+        group_rows(group_rows) {}
+  explicit RecordGrid(const WeightMatrix& w) : RecordGrid(w, w.interleaved_rows) {}
 
   // Byte offset of the record of block `block` of row group `group`.
   int64_t offset(int64_t group, int64_t block) const {
     const int64_t first = block / per_panel * per_panel;  // the panel's first block
     const int64_t width = std::min(per_panel, n_blocks - first);
-    return first * block_bytes * rows + (group * width + block - first) * kInterleaveRows * block_bytes;
+    return first * block_bytes * rows + (group * width + block - first) * group_rows * block_bytes;
   }
 };
 
@@ -68,55 +70,66 @@ inline void copy_slice(uint8_t* to, const uint8_t* from, int64_t n) {
   }
 }
 
-// Field `f` of the 8 blocks block[0..7] (one per row of the group) into `record`, slices of N
+// Field `f` of the blocks block[0..rows) (one per row of the group) into `record`, slices of N
 // bytes.
 template <int64_t N>
-void gather_field(const Field& f, const uint8_t* const block[kInterleaveRows], uint8_t* record) {
+void gather_field(const Field& f, const uint8_t* const block[], int rows, uint8_t* record) {
   for (int64_t s = 0; s < f.bytes / N; ++s)
-    for (int r = 0; r < kInterleaveRows; ++r)
-      std::memcpy(record + (s * kInterleaveRows + r) * N, block[r] + f.offset + s * N, N);
+    for (int r = 0; r < rows; ++r)
+      std::memcpy(record + (s * rows + r) * N, block[r] + f.offset + s * N, N);
 }
 
-// Calls fn(block_offset, record_offset, n) for every piece of row r's block: n bytes at
-// block_offset in the GGUF block sit at record_offset in the record.
+// Calls fn(block_offset, record_offset, n) for every piece of row r's block in a record of
+// `rows` rows: n bytes at block_offset in the GGUF block sit at record_offset in the record.
 template <class Fn>
-void for_each_slice(const Layout& layout, int r, Fn&& fn) {
+void for_each_slice(const Layout& layout, int rows, int r, Fn&& fn) {
   int64_t record = 0;
   for (int f = 0; f < layout.n_fields; ++f) {
     const Field& field = layout.fields[f];
     for (int64_t s = 0; s < field.bytes / field.slice; ++s)
-      fn(field.offset + s * field.slice, record + (s * kInterleaveRows + r) * field.slice,
-         field.slice);
-    record += kInterleaveRows * field.bytes;
+      fn(field.offset + s * field.slice, record + (s * rows + r) * field.slice, field.slice);
+    record += rows * field.bytes;
   }
 }
 
 }  // namespace
 
-bool can_interleave(const KernelTable& kernels, const WeightMatrix& w) {
-  return w.interleaved_rows == 1 && kernels.interleaved_tile(w.type) != nullptr &&
-         w.rows % kInterleaveRows == 0 && w.cols % ggml_type_info(w.type).block_size == 0;
+int interleave_rows(const KernelTable& kernels, const WeightMatrix& w) {
+  const int group_rows = kernels.interleaved_group_rows(w.type);
+  const bool whole =
+      group_rows > 0 && w.rows % group_rows == 0 && w.cols % ggml_type_info(w.type).block_size == 0;
+  return w.interleaved_rows == 1 && kernels.interleaved_tile(w.type) != nullptr && whole
+             ? group_rows
+             : 0;
 }
 
-void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group_end,
-                       uint8_t* dst) {
+void interleave_groups(const WeightMatrix& w, int group_rows, int64_t group_begin,
+                       int64_t group_end, uint8_t* dst) {
+  if (group_rows < 1 || group_rows > kMaxInterleaveRows)
+    fail("interleave: groups of ", group_rows, " rows (at most ", kMaxInterleaveRows, ")");
   const Layout layout = layout_of(w.type);
-  const RecordGrid grid(w);
+  const RecordGrid grid(w, group_rows);
   for (int64_t g = group_begin; g < group_end; ++g) {
-    const uint8_t* rows = w.data + g * kInterleaveRows * w.row_bytes;
+    const uint8_t* rows = w.data + g * group_rows * w.row_bytes;
     for (int64_t j = 0; j < grid.n_blocks; ++j) {
-      const uint8_t* block[kInterleaveRows];
-      for (int r = 0; r < kInterleaveRows; ++r) block[r] = rows + r * w.row_bytes + j * grid.block_bytes;
+      const uint8_t* block[kMaxInterleaveRows];
+      for (int r = 0; r < group_rows; ++r) block[r] = rows + r * w.row_bytes + j * grid.block_bytes;
       uint8_t* record = dst + grid.offset(g, j);
       for (int f = 0; f < layout.n_fields; ++f) {
         const Field& field = layout.fields[f];
         switch (field.slice) {
-          case 2: gather_field<2>(field, block, record); break;
-          case 4: gather_field<4>(field, block, record); break;
-          case 8: gather_field<8>(field, block, record); break;
+          case 2:
+            gather_field<2>(field, block, group_rows, record);
+            break;
+          case 4:
+            gather_field<4>(field, block, group_rows, record);
+            break;
+          case 8:
+            gather_field<8>(field, block, group_rows, record);
+            break;
           default: fail("interleave: no slices of ", field.slice, " bytes");
         }
-        record += kInterleaveRows * field.bytes;
+        record += group_rows * field.bytes;
       }
     }
   }
@@ -131,10 +144,10 @@ void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, in
   }
   const Layout layout = layout_of(w.type);
   const RecordGrid grid(w);
-  const int r = int(row % kInterleaveRows);
+  const int rows = w.interleaved_rows, r = int(row % rows);
   for (int64_t j = 0; j < n_blocks; ++j, out += bb) {
-    const uint8_t* rec = w.data + grid.offset(row / kInterleaveRows, block_begin + j);
-    for_each_slice(layout, r, [&](int64_t to, int64_t from, int64_t n) {
+    const uint8_t* rec = w.data + grid.offset(row / rows, block_begin + j);
+    for_each_slice(layout, rows, r, [&](int64_t to, int64_t from, int64_t n) {
       copy_slice(out + to, rec + from, n);
     });
   }
@@ -147,7 +160,7 @@ GroupRecords interleaved_records(const WeightMatrix& w, int64_t block) {
 }
 
 const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block) {
-  return w.data + RecordGrid(w).offset(row / kInterleaveRows, block);
+  return w.data + RecordGrid(w).offset(row / w.interleaved_rows, block);
 }
 
 int64_t interleaved_panel_end(const WeightMatrix& w, int64_t col) {

@@ -1,18 +1,20 @@
-// Weights re-laid out at load time for the SIMD kernels: rows interleaved in groups of 8.
+// Weights re-laid out at load time for the SIMD kernels: rows interleaved in groups of 8 or 16.
 //
 // A GGUF matrix stores each row's blocks one after the other. The interleaved layout stores the
-// rows in groups of kInterleaveRows; within a group, block j of the 8 rows is one record: each
-// field of the block in turn (repack.cpp lists them per type), cut into slices whose copies for
-// rows 0..7 sit side by side. Q4_0 / Q8_0: the 8 fp16 scales d, then the codes in 4-byte slices
-// (32 bytes per slice); Q4_K: the 8 d, the 8 dmin, the packed 6-bit scales in 4-byte slices, then
-// the codes in 4-byte slices; Q5_K (AVX-512 only): as Q4_K with qh in 4-byte slices before the
-// codes; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then ql and qh in 8-byte slices
-// (64 bytes: one 512-bit vector).
-// One 32-byte load then holds 4 codes of each of 8 rows, so a single multiply-add against 4
-// broadcast activation codes advances 8 rows at once and a block's 8 dot products end in one
-// vector (ops/x86/kernels_x86.inc): no horizontal sums and no scale gathering per row. The
-// records are the same bytes in another order (same size); the loader drops the file's pages
-// once a matrix is copied (model/model.cpp), so the resident memory does not grow.
+// rows in groups (of the rows per group the kernel table asks for the type: 8, or 16 for the
+// AVX-512 Q4_0 tile); within a group, block j of the group's rows is one record: each field of the
+// block in turn (repack.cpp lists them per type), cut into slices whose copies for the group's
+// rows sit side by side. Q4_0 / Q8_0: the fp16 scales d, then the codes in 4-byte slices (32 bytes
+// per slice for 8 rows, 64 for 16); Q4_K: the 8 d, the 8 dmin, the packed 6-bit scales in 4-byte
+// slices, then the codes in 4-byte slices; Q5_K (AVX-512 only): as Q4_K with qh in 4-byte slices
+// before the codes; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then ql and qh in
+// 8-byte slices (64 bytes: one 512-bit vector).
+// One 32-byte load then holds 4 codes of each of 8 rows (a 64-byte load, of 16 rows), so a single
+// multiply-add against 4 broadcast activation codes advances every row of the group at once and a
+// block's dot products end in one vector (ops/x86/kernels_x86.inc): no horizontal sums and no
+// scale gathering per row. The records are the same bytes in another order (same size); the
+// loader drops the file's pages once a matrix is copied (model/model.cpp), so the resident memory
+// does not grow.
 //
 // Rows longer than kInterleavePanelColumns are stored in column panels: first every group's
 // records for the first panel's blocks (group after group), then the next panel's. A one-token
@@ -30,17 +32,20 @@ namespace g4 {
 
 struct KernelTable;
 
-constexpr int kInterleaveRows = 8;
+// The most rows a group of the layout holds.
+constexpr int kMaxInterleaveRows = 16;
 // Columns per panel of the interleaved layout: a multiple of 256 (whole blocks of every type).
 constexpr int64_t kInterleavePanelColumns = 4096;
 
-// Whether `kernels` has an interleaved tile for w's type and w has whole groups of rows (and is
-// not interleaved already).
-bool can_interleave(const KernelTable& kernels, const WeightMatrix& w);
+// The rows per group of the layout `kernels` has an interleaved tile for, for the plain matrix w
+// (8 or 16), or 0 where w is not to be interleaved: no such tile, rows not in whole groups, or w
+// interleaved already.
+int interleave_rows(const KernelTable& kernels, const WeightMatrix& w);
 
-// Rows [group_begin * 8, group_end * 8) of the plain matrix `w` into `dst` (sized for all of
-// w's rows: rows * row_bytes), in the interleaved layout.
-void interleave_groups(const WeightMatrix& w, int64_t group_begin, int64_t group_end, uint8_t* dst);
+// The row groups [group_begin, group_end) of `group_rows` rows (8 or 16) of the plain matrix `w`
+// into `dst` (sized for all of w's rows: rows * row_bytes), in the interleaved layout.
+void interleave_groups(const WeightMatrix& w, int group_rows, int64_t group_begin,
+                       int64_t group_end, uint8_t* dst);
 
 // Blocks [block_begin, block_begin + n_blocks) of row `row` of `w` (plain or interleaved) in the
 // plain GGUF block layout.
