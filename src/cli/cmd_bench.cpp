@@ -18,6 +18,7 @@
 
 #include "cli/cli_common.h"
 #include "core/error.h"
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "ops/cpu_features.h"
@@ -53,13 +54,17 @@ Stats stats_of(const std::vector<double>& v) {
 // milliseconds (consecutive 15 ms passes on a 2-vCPU VM: anywhere from 16 to 45 GB/s), so the bench
 // runs one pass after every decoded token (untimed for decode) and puts each repetition against
 // the bandwidth over its own passes (bytes / seconds); the best single pass is reported as the
-// peak. Before each repetition's passes, one uncounted pass warms the buffer's pages.
+// peak. Before each repetition's passes, one uncounted pass warms the buffer's pages. The buffer
+// is a LargeBuffer, on 2 MiB pages like the re-laid-out weights: on 4 KiB pages (a plain new[])
+// the probe read 51-56 GB/s in the seconds a huge-page buffer read 55-64 on a Zen 5 VM, a roof
+// ~10% low whenever that VM's bandwidth was high.
 class BandwidthProbe {
  public:
-  explicit BandwidthProbe(ThreadPool& pool) : pool_(pool), buf_(new uint64_t[size_t(kWords)]) {
+  explicit BandwidthProbe(ThreadPool& pool)
+      : pool_(pool), buf_(size_t(kBytes), LargeBuffer::Fill::kUncommitted) {
     pool_.parallel_for(kWords, 1 << 16, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i)
-        buf_[size_t(i)] = uint64_t(i) * 0x9E3779B97F4A7C15ULL;  // commit the pages
+        words()[i] = uint64_t(i) * 0x9E3779B97F4A7C15ULL;  // commit the pages
     });
   }
 
@@ -91,7 +96,7 @@ class BandwidthProbe {
     const auto start = Clock::now();
     pool_.parallel_for(parts, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t part = b; part < e; ++part) {
-        const uint64_t* p = buf_.get() + kWords * part / parts;
+        const uint64_t* p = words() + kWords * part / parts;
         const int64_t n = kWords * (part + 1) / parts - kWords * part / parts;
         uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t i = 0;
@@ -108,7 +113,9 @@ class BandwidthProbe {
   }
 
   ThreadPool& pool_;
-  std::unique_ptr<uint64_t[]> buf_;
+  uint64_t* words() { return reinterpret_cast<uint64_t*>(buf_.data()); }
+
+  LargeBuffer buf_;
   double seconds_ = 0, bytes_ = 0, peak_ = 0;
   uint64_t sink_ = 0;  // keeps the sums alive
 };
