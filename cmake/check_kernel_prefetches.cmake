@@ -11,11 +11,11 @@ string(REPLACE "|" ";" OBJECTS "${OBJECTS}")
 set(kernels_avx2
     "interleaved_tile<[^>]*Q4_0x8>|q4_0x8_tokens<1>"
     "interleaved_tile<[^>]*Q8_0x8>|q8_0x8_tokens<1>"
-    "interleaved_tile<[^>]*Q4_Kx8>|k4x8_tokens<false, 1>")
+    "interleaved_tile<[^>]*Q4_Kx8>|k4x8_tokens<1>")
 set(kernels_avx512
     "interleaved_tile<[^>]*Q4_0x16>|q4_0x16_tokens<1>"
-    "interleaved_tile<[^>]*Q4_Kx16>|q4_kx16_tokens<1>"
-    "interleaved_tile<[^>]*Q5_Kx8>|k4x8_tokens<true, 1>"
+    "interleaved_tile<[^>]*Q4_Kx16>|k4x16_tokens<false, 1>"
+    "interleaved_tile<[^>]*Q5_Kx16>|k4x16_tokens<true, 1>"
     "interleaved_tile<[^>]*Q6_Kx8>|q6_kx8_tokens<1>")
 foreach(obj IN LISTS OBJECTS)
   get_filename_component(name "${obj}" NAME)

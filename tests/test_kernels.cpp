@@ -816,7 +816,8 @@ TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
   ThreadPool pool(2);
   // The last two cross column panels of the layout (ops/repack.h), with one token and with many.
   const MatmulCase cases[] = {{8, 256, 1}, {16, 512, 3}, {16, 8448, 1}, {24, 7168, 37}};
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType type :
+       {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     for (const MatmulCase& c : cases)
       for (int group_rows : {8, 16}) {
         if (c.rows % group_rows != 0) continue;
