@@ -14,8 +14,6 @@ set(kernels_avx2
     "interleaved_tile<[^>]*Q4_Kx8>|k4x8_tokens<1>")
 set(kernels_avx512
     "interleaved_tile<[^>]*Q4_0x16>|q4_0x16_tokens<1>"
-    "interleaved_tile<[^>]*Q4_Kx16>|k4x16_tokens<false, 1>"
-    "interleaved_tile<[^>]*Q5_Kx16>|k4x16_tokens<true, 1>"
     "interleaved_tile<[^>]*Q6_Kx8>|q6_kx8_tokens<1>")
 foreach(obj IN LISTS OBJECTS)
   get_filename_component(name "${obj}" NAME)
