@@ -13,7 +13,6 @@ set(kernels_avx2
     "interleaved_tile<[^>]*Q8_0x8>|q8_0x8_tokens<1>"
     "interleaved_tile<[^>]*Q4_Kx8>|k4x8_tokens<1>")
 set(kernels_avx512
-    "interleaved_tile<[^>]*Q4_0x16>|q4_0x16_tokens<1>"
     "interleaved_tile<[^>]*Q6_Kx8>|q6_kx8_tokens<1>")
 foreach(obj IN LISTS OBJECTS)
   get_filename_component(name "${obj}" NAME)
