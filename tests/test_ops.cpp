@@ -1,10 +1,12 @@
 // The element-wise ops and the thread pool against straightforward double-precision math.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -163,6 +165,69 @@ TEST(ThreadPoolTest, WakesSleepingWorkersAndRethrowsFromEveryShare) {
     done++;
   });
   EXPECT_EQ(done.load(), 2);
+}
+
+TEST(ThreadPoolTest, ParallelChunksCoverEveryItemOnceWithinTheChunkBounds) {
+  for (int threads : {1, 2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 5, 64, 1000, 4097})
+      for (auto [min_chunk, max_chunk] : {std::pair<int64_t, int64_t>{1, 1}, {1, 64}, {7, 64},
+                                          {100, 1000}, {5, 2}}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int64_t> too_big{0};
+        pool.parallel_chunks(n, min_chunk, max_chunk, [&](int64_t b, int64_t e, int t) {
+          EXPECT_LT(b, e);
+          EXPECT_LT(t, threads);
+          if (e - b > std::max(min_chunk, max_chunk)) too_big++;
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+        });
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[size_t(i)].load(), 1)
+              << threads << " threads, n=" << n << " [" << min_chunk << ", " << max_chunk
+              << "], item " << i;
+        EXPECT_EQ(too_big.load(), 0);
+      }
+  }
+}
+
+TEST(ThreadPoolTest, ParallelChunksStreamEachShareInOrderAndRebalance) {
+  // One thread: its share is everything, taken front to back in chunks of half of what is left.
+  ThreadPool one(1);
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  one.parallel_chunks(100, 2, 16, [&](int64_t b, int64_t e, int) { chunks.emplace_back(b, e); });
+  int64_t at = 0;
+  for (auto [b, e] : chunks) {
+    EXPECT_EQ(b, at);
+    EXPECT_EQ(e - b, std::min<int64_t>(100 - b, std::clamp<int64_t>((100 - b) / 2, 2, 16)))
+        << "chunk at " << b;
+    at = e;
+  }
+  EXPECT_EQ(at, 100);
+  // A thread that is slow (as if it lost its core): the other takes over most of its share, and
+  // still every item runs once.
+  ThreadPool two(2);
+  std::vector<std::atomic<int>> hits(200);
+  std::atomic<int64_t> by_slow{0};
+  two.parallel_chunks(200, 1, 4, [&](int64_t b, int64_t e, int t) {
+    if (t == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      by_slow += e - b;
+    }
+    for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+  });
+  for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  EXPECT_LT(by_slow.load(), 50) << "the fast thread did not take over the slow one's share";
+  // Errors propagate as from parallel_for, and the pool stays usable.
+  EXPECT_THROW(two.parallel_chunks(100, 1, 8,
+                                   [&](int64_t b, int64_t, int) {
+                                     if (b >= 50) fail("boom");
+                                   }),
+               Error);
+  std::atomic<int64_t> sum{0};
+  two.parallel_chunks(10, 1, 3, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 45);
 }
 
 TEST(ThreadPoolTest, SingleThreadAndSmallRangesRunInline) {

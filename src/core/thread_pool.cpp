@@ -133,4 +133,72 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
 }
 
+namespace {
+
+// A share [begin, end) in one word, so that its owner (taking chunks from the front) and a thief
+// (taking the back half) agree through one compare-and-swap. On its own cache line: the owner
+// updates it once per chunk.
+struct alignas(64) Share {
+  std::atomic<uint64_t> packed{0};
+
+  static uint64_t pack(int64_t begin, int64_t end) { return uint64_t(begin) << 32 | uint64_t(end); }
+  static int64_t begin_of(uint64_t v) { return int64_t(v >> 32); }
+  static int64_t end_of(uint64_t v) { return int64_t(v & 0xFFFFFFFFu); }
+};
+
+// Moves the back half of the largest share left into `mine`; false when every share is empty.
+bool steal_half(std::vector<Share>& shares, Share& mine) {
+  for (;;) {
+    Share* victim = nullptr;
+    int64_t most = 0;
+    for (Share& s : shares) {
+      const uint64_t v = s.packed.load(std::memory_order_relaxed);
+      if (Share::end_of(v) - Share::begin_of(v) > most)
+        most = Share::end_of(v) - Share::begin_of(v), victim = &s;
+    }
+    if (!victim) return false;
+    uint64_t v = victim->packed.load(std::memory_order_relaxed);
+    const int64_t begin = Share::begin_of(v), end = Share::end_of(v);
+    if (begin >= end) continue;  // emptied meanwhile: look again
+    const int64_t cut = begin + (end - begin) / 2;  // the owner keeps [begin, cut)
+    if (victim->packed.compare_exchange_weak(v, Share::pack(begin, cut),
+                                             std::memory_order_relaxed)) {
+      mine.packed.store(Share::pack(cut, end), std::memory_order_relaxed);
+      return true;
+    }
+  }
+}
+
+}  // namespace
+
+void ThreadPool::parallel_chunks(int64_t n, int64_t min_chunk, int64_t max_chunk,
+                                 const std::function<void(int64_t, int64_t, int)>& fn) {
+  min_chunk = std::max<int64_t>(1, min_chunk);
+  max_chunk = std::max(min_chunk, max_chunk);
+  constexpr int64_t kMaxItems = int64_t(1) << 31;  // a share's ends are packed in 32 bits
+  for (int64_t base = 0; base < n; base += kMaxItems) {
+    const int64_t count = std::min(kMaxItems, n - base);
+    const int parts = int(std::min<int64_t>(n_threads_, (count + min_chunk - 1) / min_chunk));
+    std::vector<Share> shares(static_cast<size_t>(parts));
+    for (int i = 0; i < parts; ++i)
+      shares[size_t(i)].packed.store(Share::pack(count * i / parts, count * (i + 1) / parts));
+    parallel_for(parts, 1, [&](int64_t, int64_t, int thread) {
+      Share& mine = shares[size_t(thread)];
+      for (;;) {
+        uint64_t v = mine.packed.load(std::memory_order_relaxed);
+        const int64_t begin = Share::begin_of(v), end = Share::end_of(v);
+        if (begin >= end) {
+          if (!steal_half(shares, mine)) return;
+          continue;
+        }
+        const int64_t stop = begin + std::clamp((end - begin) / 2, min_chunk, max_chunk);
+        const int64_t chunk_end = std::min(end, stop);
+        if (mine.packed.compare_exchange_weak(v, Share::pack(chunk_end, end),
+                                              std::memory_order_relaxed))
+          fn(base + begin, base + chunk_end, thread);
+      }
+    });
+  }
+}
+
 }  // namespace g4

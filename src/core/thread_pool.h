@@ -34,6 +34,16 @@ class ThreadPool {
   // same pool, and only one thread may call it at a time.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
+  // Calls fn(begin, end, thread_index) on disjoint chunks covering [0, n) exactly once. Each
+  // thread owns a contiguous share and takes its chunks from the front of it in order, so one
+  // thread's chunks follow one another in memory: a single stream that the hardware prefetcher
+  // keeps up with. A chunk is half of what is left of the share, clamped to [min_chunk,
+  // max_chunk], so the shares end in small chunks. A thread whose share is done takes the back
+  // half of the largest share left (again and again), so a thread that lost its core for a
+  // while does not hold up the others. The same contract as parallel_for otherwise.
+  void parallel_chunks(int64_t n, int64_t min_chunk, int64_t max_chunk,
+                       const std::function<void(int64_t, int64_t, int)>& fn);
+
  private:
   void worker_loop(int index);
   void run_share(int index);
