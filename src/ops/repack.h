@@ -2,7 +2,7 @@
 //
 // A GGUF matrix stores each row's blocks one after the other. The interleaved layout stores the
 // rows in groups (of the rows per group the kernel table asks for the type: 8, or 16 for the
-// AVX-512 Q4_0, Q8_0 and Q4_K tiles); within a group, block j of the group's rows is one record: each field of the
+// AVX-512 Q4_0, Q8_0, Q4_K and Q5_K tiles); within a group, block j of the group's rows is one record: each field of the
 // block in turn (repack.cpp lists them per type), cut into slices whose copies for the group's
 // rows sit side by side. Q4_0 / Q8_0: the fp16 scales d, then the codes in 4-byte slices (32 bytes
 // per slice for 8 rows, 64 for 16); Q4_K: the d, the dmin, the packed 6-bit scales in 4-byte
