@@ -144,6 +144,7 @@ struct alignas(64) Share {
   static uint64_t pack(int64_t begin, int64_t end) { return uint64_t(begin) << 32 | uint64_t(end); }
   static int64_t begin_of(uint64_t v) { return int64_t(v >> 32); }
   static int64_t end_of(uint64_t v) { return int64_t(v & 0xFFFFFFFFu); }
+  static int64_t size_of(uint64_t v) { return end_of(v) - begin_of(v); }
 };
 
 // Moves the back half of the largest share left into `mine`; false when every share is empty.
@@ -152,9 +153,8 @@ bool steal_half(std::vector<Share>& shares, Share& mine) {
     Share* victim = nullptr;
     int64_t most = 0;
     for (Share& s : shares) {
-      const uint64_t v = s.packed.load(std::memory_order_relaxed);
-      if (Share::end_of(v) - Share::begin_of(v) > most)
-        most = Share::end_of(v) - Share::begin_of(v), victim = &s;
+      const int64_t left = Share::size_of(s.packed.load(std::memory_order_relaxed));
+      if (left > most) most = left, victim = &s;
     }
     if (!victim) return false;
     uint64_t v = victim->packed.load(std::memory_order_relaxed);
