@@ -117,10 +117,11 @@ void BM_QuantizeAct(benchmark::State& state, const g4::KernelTable* k, int block
   const auto x = gaussian(n, 1);
   std::vector<int8_t> q(static_cast<size_t>(n));
   std::vector<float> d(static_cast<size_t>(n / 32)), dsum(static_cast<size_t>(n / 32));
+  std::vector<int32_t> qsum(static_cast<size_t>(n / 32));
   std::vector<int16_t> bsum(static_cast<size_t>(n / 16));
   for (auto _ : state) {
     if (block == 32)
-      k->quantize_act32(x.data(), n, q.data(), d.data(), dsum.data());
+      k->quantize_act32(x.data(), n, q.data(), d.data(), dsum.data(), qsum.data());
     else
       k->quantize_act256(x.data(), n, q.data(), d.data(), bsum.data());
     benchmark::ClobberMemory();

@@ -340,6 +340,7 @@ TEST(KernelDequantTest, BitExactToReferenceOnQuantizedAndArbitraryBytes) {
 struct QuantizedActs {
   std::vector<int8_t> q;
   std::vector<float> d, dsum;
+  std::vector<int32_t> qsum;
   std::vector<int16_t> bsum;
 };
 
@@ -349,7 +350,8 @@ QuantizedActs quantize_acts(const KernelTable& k, int block, const float* x, int
   a.d.resize(size_t(n / block));
   if (block == 32) {
     a.dsum.resize(size_t(n / 32));
-    k.quantize_act32(x, n, a.q.data(), a.d.data(), a.dsum.data());
+    a.qsum.resize(size_t(n / 32));
+    k.quantize_act32(x, n, a.q.data(), a.d.data(), a.dsum.data(), a.qsum.data());
   } else {
     a.bsum.resize(size_t(n / 16));
     k.quantize_act256(x, n, a.q.data(), a.d.data(), a.bsum.data());
@@ -376,11 +378,18 @@ TEST(KernelActQuantTest, MatchesScalarBitForBitAndStaysWithinHalfAStep) {
         for (int j = 0; j < 16; ++j) sum += ref.q[size_t(16 * b + j)];
         EXPECT_EQ(ref.bsum[size_t(b)], sum);
       }
+      for (int64_t b = 0; b < n / 32 && block == 32; ++b) {
+        int sum = 0;
+        for (int j = 0; j < 32; ++j) sum += ref.q[size_t(32 * b + j)];
+        EXPECT_EQ(ref.qsum[size_t(b)], sum);
+        EXPECT_EQ(ref.dsum[size_t(b)], ref.d[size_t(b)] * float(sum));
+      }
       for (CpuLevel l : simd_levels()) {
         const QuantizedActs got = quantize_acts(kernel_table(l), block, x.data(), n);
         EXPECT_EQ(got.q, ref.q) << cpu_level_name(l) << " block " << block;
         EXPECT_EQ(got.d, ref.d) << cpu_level_name(l);
         EXPECT_EQ(got.dsum, ref.dsum) << cpu_level_name(l);
+        EXPECT_EQ(got.qsum, ref.qsum) << cpu_level_name(l);
         EXPECT_EQ(got.bsum, ref.bsum) << cpu_level_name(l);
       }
     }
@@ -395,7 +404,10 @@ ActView view_of(const QuantizedActs& a, int block, int64_t n) {
   v.q_stride = n;
   v.d = a.d.data();
   v.d_stride = n / block;
-  if (block == 32) v.dsum = a.dsum.data();
+  if (block == 32) {
+    v.dsum = a.dsum.data();
+    v.qsum = a.qsum.data();
+  }
   if (block == 256) {
     v.bsum = a.bsum.data();
     v.bsum_stride = n / 16;
@@ -419,6 +431,7 @@ TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed
   in.acts.q.resize(size_t(kTestTokens * n));
   in.acts.d.resize(size_t(kTestTokens * n / block));
   if (block == 32) in.acts.dsum.resize(size_t(kTestTokens * n / 32));
+  if (block == 32) in.acts.qsum.resize(size_t(kTestTokens * n / 32));
   if (block == 256) in.acts.bsum.resize(size_t(kTestTokens * n / 16));
   for (int t = 0; t < kTestTokens; ++t) {
     const QuantizedActs one = quantize_acts(k, block, in.x.data() + t * n, n);
@@ -426,6 +439,8 @@ TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed
     std::copy(one.d.begin(), one.d.end(), in.acts.d.begin() + t * (n / block));
     std::copy(one.dsum.begin(), one.dsum.end(),
               in.acts.dsum.begin() + t * (n / 32) * (block == 32));
+    std::copy(one.qsum.begin(), one.qsum.end(),
+              in.acts.qsum.begin() + t * (n / 32) * (block == 32));
     std::copy(one.bsum.begin(), one.bsum.end(),
               in.acts.bsum.begin() + t * (n / 16) * (block == 256));
   }
@@ -597,6 +612,7 @@ ActView offset_by_blocks(ActView a, int64_t blocks, int block) {
   a.q += blocks * block;
   a.d += blocks;
   if (a.dsum) a.dsum += blocks;
+  if (a.qsum) a.qsum += blocks;
   if (a.bsum) a.bsum += blocks * (block / 16);
   return a;
 }

@@ -26,8 +26,9 @@ constexpr int kQuantTileRows = 8;
 
 // Activation rows quantized for the integer dot products (x ~ d * q per block, q in [-127, 127],
 // d = max|x| / 127, q = x / d rounded to nearest even). Two block shapes, picked by weight type:
-//   32-blocks  (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): d and dsum = d * sum(q) per block (the sum
-//              carries the weights' offsets and minimums, as ggml's Q8_1 does);
+//   32-blocks  (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): d, dsum = d * sum(q) (the sum carries the
+//              weights' offsets and minimums, as ggml's Q8_1 does) and the integer sum qsum per
+//              block (for codes offset to unsigned: the AVX-512 Q8_0 tile);
 //   256-blocks (Q4_K, Q5_K, Q6_K weights, ggml's Q8_K): d per block and the integer sum of each
 //              run of 16 q (bsum), for the K-quants' sub-block minimums and offsets.
 // A view at token 0 and block 0 of a range; strides are per token.
@@ -36,7 +37,8 @@ struct ActView {
   int64_t q_stride = 0;  // int8 values between tokens
   const float* d = nullptr;
   const float* dsum = nullptr;    // 32-blocks only
-  int64_t d_stride = 0;           // floats between tokens (d and dsum)
+  const int32_t* qsum = nullptr;  // 32-blocks only
+  int64_t d_stride = 0;           // values between tokens (d, dsum and qsum)
   const int16_t* bsum = nullptr;  // 256-blocks only
   int64_t bsum_stride = 0;
 };
@@ -46,8 +48,9 @@ struct ActView {
 int act_block_size(GgmlType type);
 
 // Quantizes n activations (n a multiple of the block size) into q[n], d[n / block], and
-// dsum[n / 32] (32-blocks) or bsum[n / 16] (256-blocks).
-using QuantizeAct32Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, float* dsum);
+// dsum[n / 32] and qsum[n / 32] (32-blocks) or bsum[n / 16] (256-blocks).
+using QuantizeAct32Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, float* dsum,
+                                 int32_t* qsum);
 using QuantizeAct256Fn = void (*)(const float* x, int64_t n, int8_t* q, float* d, int16_t* bsum);
 
 // y[t * y_stride + r] = (or +=, when accumulate) sum over n_blocks weight blocks of W row r

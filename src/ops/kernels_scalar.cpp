@@ -104,13 +104,15 @@ float quantize_act_block(const float* x, int count, int8_t* q) {
   return d;
 }
 
-void quantize_act32_scalar(const float* x, int64_t n, int8_t* q, float* d, float* dsum) {
+void quantize_act32_scalar(const float* x, int64_t n, int8_t* q, float* d, float* dsum,
+                           int32_t* qsum) {
   for (int64_t b = 0; b < n / QK; ++b) {
     const float scale = quantize_act_block(x + b * QK, QK, q + b * QK);
     int sum = 0;
     for (int j = 0; j < QK; ++j) sum += q[b * QK + j];
     d[b] = scale;
     dsum[b] = scale * float(sum);
+    qsum[b] = sum;
   }
 }
 

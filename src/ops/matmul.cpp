@@ -155,6 +155,7 @@ struct QuantizedActs {
   int64_t cols = 0, n_blocks = 0;  // per token
   std::unique_ptr<int8_t[]> q;
   std::unique_ptr<float[]> d, dsum;   // dsum: 32-blocks
+  std::unique_ptr<int32_t[]> qsum;    // qsum: 32-blocks
   std::unique_ptr<int16_t[]> bsum;    // bsum: 256-blocks
 
   QuantizedActs(const KernelTable& k, int block_size, const float* x, int64_t x_stride,
@@ -163,11 +164,12 @@ struct QuantizedActs {
     q = uninitialized<int8_t>(T * cols);
     d = uninitialized<float>(T * n_blocks);
     dsum = uninitialized<float>(block == 32 ? T * n_blocks : 0);
+    qsum = uninitialized<int32_t>(block == 32 ? T * n_blocks : 0);
     bsum = uninitialized<int16_t>(block == 256 ? T * (cols / 16) : 0);
     auto quantize_token = [&](int64_t t) {
       if (block == 32)
         k.quantize_act32(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_blocks,
-                         dsum.get() + t * n_blocks);
+                         dsum.get() + t * n_blocks, qsum.get() + t * n_blocks);
       else
         k.quantize_act256(x + t * x_stride, cols, q.get() + t * cols, d.get() + t * n_blocks,
                           bsum.get() + t * (cols / 16));
@@ -188,7 +190,10 @@ struct QuantizedActs {
     a.q_stride = cols;
     a.d = d.get() + c0 / block;
     a.d_stride = n_blocks;
-    if (block == 32) a.dsum = dsum.get() + c0 / block;
+    if (block == 32) {
+      a.dsum = dsum.get() + c0 / block;
+      a.qsum = qsum.get() + c0 / block;
+    }
     if (block == 256) {
       a.bsum = bsum.get() + c0 / 16;
       a.bsum_stride = cols / 16;

@@ -159,10 +159,6 @@ GroupRecords interleaved_records(const WeightMatrix& w, int64_t block) {
   return {w.data + start, grid.offset(1, block) - start};
 }
 
-const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block) {
-  return w.data + RecordGrid(w).offset(row / w.interleaved_rows, block);
-}
-
 int64_t interleaved_panel_end(const WeightMatrix& w, int64_t col) {
   if (w.interleaved_rows == 1) return w.cols;
   return std::min(w.cols, (col / kInterleavePanelColumns + 1) * kInterleavePanelColumns);

@@ -2,19 +2,18 @@
 //
 // A GGUF matrix stores each row's blocks one after the other. The interleaved layout stores the
 // rows in groups (of the rows per group the kernel table asks for the type: 8, or 16 for the
-// AVX-512 Q4_0, Q8_0, Q4_K and Q5_K tiles); within a group, block j of the group's rows is one record: each field of the
-// block in turn (repack.cpp lists them per type), cut into slices whose copies for the group's
-// rows sit side by side. Q4_0 / Q8_0: the fp16 scales d, then the codes in 4-byte slices (32 bytes
-// per slice for 8 rows, 64 for 16); Q4_K: the d, the dmin, the packed 6-bit scales in 4-byte
-// slices, then the codes in 4-byte slices; Q5_K (AVX-512 only): as Q4_K with qh in 4-byte slices
-// before the codes; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then ql and qh in
-// 8-byte slices (64 bytes: one 512-bit vector).
-// One 32-byte load then holds 4 codes of each of 8 rows (a 64-byte load, of 16 rows), so a single
-// multiply-add against 4 broadcast activation codes advances every row of the group at once and a
-// block's dot products end in one vector (ops/x86/kernels_x86.inc): no horizontal sums and no
-// scale gathering per row. The records are the same bytes in another order (same size); the
-// loader drops the file's pages once a matrix is copied (model/model.cpp), so the resident memory
-// does not grow.
+// AVX-512 Q4_0, Q8_0, Q4_K and Q5_K tiles); within a group, block j of the group's rows is one
+// record: each field of the block in turn (repack.cpp lists them per type), cut into slices whose
+// copies for the group's rows sit side by side. Q4_0 / Q8_0: the fp16 scales d, then the codes in
+// 4-byte slices (32 bytes per slice for 8 rows, 64 for 16); Q4_K: the d, the dmin, the packed 6-bit
+// scales in 4-byte slices, then the codes in 4-byte slices; Q5_K (AVX-512 only): as Q4_K with qh in
+// 4-byte slices before the codes; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then
+// ql and qh in 8-byte slices (64 bytes: one 512-bit vector). One 32-byte load then holds 4 codes of
+// each of 8 rows (a 64-byte load, of 16 rows), so a single multiply-add against 4 broadcast
+// activation codes advances every row of the group at once and a block's dot products end in one
+// vector (ops/x86/kernels_x86.inc): no horizontal sums and no scale gathering per row. The records
+// are the same bytes in another order (same size); the loader drops the file's pages once a matrix
+// is copied (model/model.cpp), so the resident memory does not grow.
 //
 // Rows longer than kInterleavePanelColumns are stored in column panels: first every group's
 // records for the first panel's blocks (group after group), then the next panel's. A one-token
@@ -52,12 +51,9 @@ void interleave_groups(const WeightMatrix& w, int group_rows, int64_t group_begi
 void copy_row_blocks(const WeightMatrix& w, int64_t row, int64_t block_begin, int64_t n_blocks,
                      uint8_t* out);
 
-// The record of block `block` of the group holding row `row` (interleaved layout). The records
-// of a group's blocks follow each other up to the end of their column panel.
-const uint8_t* interleaved_block(const WeightMatrix& w, int64_t row, int64_t block);
-
-// The records of block `block` of every group: group g's at start + g * group_stride. Lets a
-// loop over row groups skip interleaved_block's divisions.
+// The records of block `block` of every group (interleaved layout): group g's at start + g *
+// group_stride. The records of a group's blocks follow each other up to the end of their column
+// panel.
 struct GroupRecords {
   const uint8_t* start;
   int64_t group_stride;
