@@ -1,8 +1,8 @@
 // matmul's loops around the kernels of ops/kernels.h.
 //
 // Work unit: a row tile (kTileRows weight rows; in fast mode kQuantTileRows, or one group of
-// interleaved rows). Threads take chunks of consecutive row tiles from a shared counter, so each
-// streams its weights in order.
+// interleaved rows). Each thread takes chunks of consecutive row tiles from its own share of the
+// rows (for_tile_chunks), so each streams its weights in order.
 // Decode (few tokens): every weight byte is read once per matmul, by one thread; the next rows
 // are fetched (by the kernels' prefetches or the hardware's) while the current ones are worked
 // on, so the two cores together keep the memory bus busy (the speed limit: bytes of weights /
