@@ -430,8 +430,10 @@ TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed
   in.x = gaussian(kTestTokens * n, seed);
   in.acts.q.resize(size_t(kTestTokens * n));
   in.acts.d.resize(size_t(kTestTokens * n / block));
-  if (block == 32) in.acts.dsum.resize(size_t(kTestTokens * n / 32));
-  if (block == 32) in.acts.qsum.resize(size_t(kTestTokens * n / 32));
+  if (block == 32) {
+    in.acts.dsum.resize(size_t(kTestTokens * n / 32));
+    in.acts.qsum.resize(size_t(kTestTokens * n / 32));
+  }
   if (block == 256) in.acts.bsum.resize(size_t(kTestTokens * n / 16));
   for (int t = 0; t < kTestTokens; ++t) {
     const QuantizedActs one = quantize_acts(k, block, in.x.data() + t * n, n);
@@ -607,16 +609,6 @@ TEST(KernelMatmulTest, FastModeAgreesAcrossLevelsAndIsWithinActivationRounding) 
 
 // ---- interleaved weights (ops/repack.h) ----
 
-// The activation view `blocks` blocks further along the columns.
-ActView offset_by_blocks(ActView a, int64_t blocks, int block) {
-  a.q += blocks * block;
-  a.d += blocks;
-  if (a.dsum) a.dsum += blocks;
-  if (a.qsum) a.qsum += blocks;
-  if (a.bsum) a.bsum += blocks * (block / 16);
-  return a;
-}
-
 // The interleaved copy of a plain matrix in groups of `group_rows` rows (rows a multiple of it),
 // as the model loader makes it.
 TestMatrix interleaved(const TestMatrix& plain, int group_rows) {
@@ -742,7 +734,7 @@ TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPa
           std::vector<float> y(size_t(kTestTokens * ys), 0.25f);
           tile(il.w.data, il.w.row_bytes, group_rows, a, kTestTokens, cut, y.data(), ys, false);
           tile(il.w.data + cut * group_rows * bb, il.w.row_bytes, group_rows,
-               offset_by_blocks(a, cut, block), kTestTokens, n_blocks - cut, y.data(), ys, true);
+               a.offset(0, cut, block), kTestTokens, n_blocks - cut, y.data(), ys, true);
           for (size_t i = 0; i < y.size(); ++i)
             ASSERT_TRUE(same_bits_or_both_nan(y[i], all[i])) << "panel cut changed i=" << i;
         }

@@ -41,6 +41,17 @@ struct ActView {
   int64_t d_stride = 0;           // values between tokens (d, dsum and qsum)
   const int16_t* bsum = nullptr;  // 256-blocks only
   int64_t bsum_stride = 0;
+
+  // The view `tokens` tokens and `blocks` blocks (of `block` activations) further on.
+  ActView offset(int64_t tokens, int64_t blocks, int block) const {
+    ActView v = *this;
+    v.q += tokens * q_stride + blocks * block;
+    v.d += tokens * d_stride + blocks;
+    if (v.dsum) v.dsum += tokens * d_stride + blocks;
+    if (v.qsum) v.qsum += tokens * d_stride + blocks;
+    if (v.bsum) v.bsum += tokens * bsum_stride + blocks * (block / 16);
+    return v;
+  }
 };
 
 // Block size of the quantized activations that weight type `type` pairs with (32 or 256), or 0
