@@ -100,6 +100,10 @@ TEST(KernelDispatchTest, EveryTableIsComplete) {
                 k.attn_scores_f32 && k.attn_scores_f16 && k.scale_f32 && k.geglu_f32 &&
                 k.softcap_f32 && k.quantize_act32 && k.quantize_act256 && k.float_tile)
         << cpu_level_name(l);
+    if (l != CpuLevel::kScalar) {  // the scalar reference decodes F16/BF16 rows instead
+      EXPECT_NE(k.half_tile[size_t(GgmlType::F16)], nullptr) << cpu_level_name(l);
+      EXPECT_NE(k.half_tile[size_t(GgmlType::BF16)], nullptr) << cpu_level_name(l);
+    }
     for (GgmlType t : kAllTypes) {
       if (t != GgmlType::F32) {
         EXPECT_NE(k.dequantizer(t), nullptr) << cpu_level_name(l) << " " << ggml_type_name(t);
@@ -262,6 +266,42 @@ TEST(KernelFloatTest, TanhOpsMatchScalarWithinFloatRounding) {
         const float tol = 0.5f * std::abs(x[size_t(i)] * up[size_t(i)]) * 4e-7f +
                           1e-6f * std::abs(h[size_t(i)]) + 1e-30f;
         EXPECT_NEAR(g[size_t(i)], h[size_t(i)], tol) << cpu_level_name(l) << " x=" << x[size_t(i)];
+      }
+    }
+  }
+}
+
+// The F16/BF16 tiles read the rows as they are stored; they must give what the same level's float
+// tile gives on the rows decoded to float, bit for bit (matmul's decode step relies on it: the
+// precise and fast results of an F16 model do not depend on which of the two ran). Odd lengths,
+// strides and row and token counts; values that are not exact in bf16 or fp16 included.
+TEST(KernelFloatTest, HalfTilesAreTheFloatTileOnDecodedRowsBitForBit) {
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (GgmlType type : {GgmlType::F16, GgmlType::BF16}) {
+      const HalfTileFn half = k.half_tile[size_t(type)];
+      ASSERT_NE(half, nullptr) << cpu_level_name(l);
+      for (int64_t len : {1, 5, 8, 15, 16, 17, 33, 100, 257}) {
+        const int64_t ws = len + 3, xs = len + 5, ys = 11;
+        std::vector<uint8_t> stored(size_t(kTileRows * ggml_row_bytes(type, ws)));
+        quantize_row(type, gaussian(kTileRows * ws, 6).data(), stored.data(), kTileRows * ws);
+        std::vector<float> decoded(size_t(kTileRows * ws));
+        dequantize_row(type, stored.data(), decoded.data(), kTileRows * ws);
+        const auto x = gaussian(kTileTokens * xs, 7);
+        const auto* rows = reinterpret_cast<const uint16_t*>(stored.data());
+        for (int n_rows = 1; n_rows <= kTileRows; ++n_rows)
+          for (int tokens = 1; tokens <= kTileTokens; ++tokens)
+            for (bool accumulate : {false, true}) {
+              std::vector<float> y(size_t(kTileTokens * ys), 0.5f), y_ref = y;
+              half(rows, ws, n_rows, x.data(), xs, tokens, len, y.data(), ys, accumulate);
+              k.float_tile(decoded.data(), ws, n_rows, x.data(), xs, tokens, len, y_ref.data(), ys,
+                           accumulate);
+              for (size_t i = 0; i < y.size(); ++i)
+                ASSERT_TRUE(same_bits_or_both_nan(y[i], y_ref[i]))
+                    << cpu_level_name(l) << " " << ggml_type_name(type) << " len=" << len
+                    << " rows=" << n_rows << " tokens=" << tokens << " at " << i << ": " << y[i]
+                    << " vs " << y_ref[i];
+            }
       }
     }
   }

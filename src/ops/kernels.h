@@ -78,6 +78,13 @@ using FloatTileFn = void (*)(const float* w, int64_t w_stride, int n_rows, const
                              int64_t x_stride, int n_tokens, int64_t k, float* y, int64_t y_stride,
                              bool accumulate);
 
+// The same with fp16 or bf16 weights (w_stride in elements), converted in registers: bit for bit
+// what float_tile gives on the rows decoded to float, without the decoded copy (a decode step then
+// streams the weights once, straight into the multiplies).
+using HalfTileFn = void (*)(const uint16_t* w, int64_t w_stride, int n_rows, const float* x,
+                            int64_t x_stride, int n_tokens, int64_t k, float* y, int64_t y_stride,
+                            bool accumulate);
+
 // Decodes n weights (whole blocks) of `type` to float, bit-exact to dequantize_row.
 using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
 
@@ -124,6 +131,7 @@ struct KernelTable {
   // like F16/BF16, has no quantized tile).
   DequantizeFn dequantize[kTypeSlots] = {};
   QuantTileFn quant_tile[kTypeSlots] = {};
+  HalfTileFn half_tile[kTypeSlots] = {};  // F16 and BF16 (SIMD levels; the scalar table decodes)
   // The same on weights in the interleaved layout of ops/repack.h (SIMD levels only): `w` is the
   // record of the call's first block in one group of interleave_group_rows[type] rows (records
   // follow each other block by block), the first n_rows of the group's rows are computed,

@@ -86,19 +86,25 @@ void for_tile_chunks(ThreadPool& pool, int64_t n_tiles, int64_t tile_bytes, Fn&&
   pool.parallel_chunks(n_tiles, min_tiles, 64, fn);
 }
 
-// Precise path (and F32/F16/BF16 weights in every mode): rows decoded to float, float tiles.
+// Precise path (and F32/F16/BF16 weights in every mode): float tiles on rows decoded to float, or
+// on the F16/BF16 rows themselves (KernelTable::half_tile).
 void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, int64_t x_stride,
                   int64_t T, float* y, int64_t y_stride, ThreadPool& pool) {
   const int64_t cols = w.cols;
-  const int64_t panel = panel_columns(cols, T, sizeof(float));
+  const bool interleaved = w.interleaved_rows > 1;
+  // F16/BF16 rows go straight into the tile where the table has one for them; others are decoded.
+  const HalfTileFn half = interleaved ? nullptr : k.half_tile[size_t(w.type)];
+  // Few tokens and no decoding buffer to bound: whole rows, so each thread's weights are one
+  // stream.
+  const int64_t panel = half && T <= kTileTokens ? cols : panel_columns(cols, T, sizeof(float));
   const int64_t n_panels = (cols + panel - 1) / panel;
   const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
-  const DequantizeFn decode = w.type == GgmlType::F32 ? nullptr : k.dequantizer(w.type);
-  if (w.type != GgmlType::F32 && !decode) fail("matmul: no decoder for ", ggml_type_name(w.type));
+  const DequantizeFn decode = w.type == GgmlType::F32 || half ? nullptr : k.dequantizer(w.type);
+  if (w.type != GgmlType::F32 && !half && !decode)
+    fail("matmul: no decoder for ", ggml_type_name(w.type));
   const int64_t block = ggml_type_info(w.type).block_size,
                 block_bytes = ggml_type_info(w.type).block_bytes;
 
-  const bool interleaved = w.interleaved_rows > 1;
   std::vector<std::unique_ptr<float[]>> decoded(size_t(pool.size()));  // per thread
   std::vector<std::unique_ptr<uint8_t[]>> raw(size_t(pool.size()));   // interleaved: one row's blocks
   for_tile_chunks(pool, n_tiles, kTileRows * w.row_bytes, [&](int64_t tile_begin, int64_t tile_end, int thread) {
@@ -109,6 +115,14 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
     float* buffer = decoded[size_t(thread)].get();
     // One row tile against every token, for columns [c0, c0 + width).
     auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
+      if (half) {
+        const auto* rows = reinterpret_cast<const uint16_t*>(w.row(r0)) + c0;
+        for (int64_t t0 = 0; t0 < T; t0 += kTileTokens)
+          half(rows, w.row_bytes / 2, n_rows, x + t0 * x_stride + c0, x_stride,
+               int(std::min<int64_t>(kTileTokens, T - t0)), width, y + t0 * y_stride + r0, y_stride,
+               accumulate);
+        return;
+      }
       const float* rows_f32;
       int64_t w_stride;
       if (!decode) {
