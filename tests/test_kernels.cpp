@@ -465,9 +465,10 @@ struct TileInputs {
   QuantizedActs acts;
 };
 
-TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed) {
+// Activations x ([token][n], kTestTokens tokens) quantized by table k.
+TileInputs tile_inputs_of(const KernelTable& k, int block, int64_t n, std::vector<float> x) {
   TileInputs in;
-  in.x = gaussian(kTestTokens * n, seed);
+  in.x = std::move(x);
   in.acts.q.resize(size_t(kTestTokens * n));
   in.acts.d.resize(size_t(kTestTokens * n / block));
   if (block == 32) {
@@ -487,6 +488,18 @@ TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed
               in.acts.bsum.begin() + t * (n / 16) * (block == 256));
   }
   return in;
+}
+
+TileInputs tile_inputs(const KernelTable& k, int block, int64_t n, uint32_t seed) {
+  return tile_inputs_of(k, block, n, gaussian(kTestTokens * n, seed));
+}
+
+// Whether byte `at` of a block of `type` belongs to its fp16 scales (d, and dmin or m).
+bool is_fp16_scale_byte(GgmlType type, int64_t at) {
+  if (type == GgmlType::Q6_K) return at >= 208;
+  const bool two = type == GgmlType::Q4_1 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K ||
+                   type == GgmlType::Q5_K;
+  return at < (two ? 4 : 2);
 }
 
 // sum_i |dequant(w)_i * d_x q_x,i| for row r and token t: the scale of the rounding error.
@@ -784,6 +797,56 @@ TEST(KernelInterleaveTest, InterleavedTilesMatchScalarAndDoNotDependOnTokensOrPa
   if (tested == 0) GTEST_SKIP() << "no CPU level here has an interleaved tile";
 }
 
+// The integer sums at their largest: every code and packed scale byte at an extreme (0xFF: the
+// top code of every unsigned type; 0x80 and 0x7F: Q8_0's and Q6_K's signed extremes) against
+// activations all at +127. A kernel that sums in int16 where the values do not fit (Q5_K's
+// 31 * 127 pairs, say) is off by far more than rounding here, while random data rarely gets near.
+TEST(KernelQuantTileTest, TilesAreExactAtExtremeCodesAndActivations) {
+  for (CpuLevel l : simd_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (GgmlType type : kQuantTypes) {
+      const int block = act_block_size(type);
+      const int64_t n = 4 * 256, bb = ggml_type_info(type).block_bytes;
+      const TileInputs in =
+          tile_inputs_of(scalar(), block, n, std::vector<float>(size_t(kTestTokens * n), 1.0f));
+      const ActView a = view_of(in.acts, block, n);
+      const int group_rows = k.interleaved_group_rows(type);
+      for (uint8_t fill : {uint8_t(0xFF), uint8_t(0x80), uint8_t(0x7F)}) {
+        TestMatrix plain = make_matrix(type, kMaxInterleaveRows, n, 91);
+        for (size_t i = 0; i < plain.bytes.size(); ++i)
+          if (!is_fp16_scale_byte(type, int64_t(i) % bb)) plain.bytes[i] = fill;
+        const int64_t ys = kMaxInterleaveRows;
+        std::vector<float> ref(size_t(kTestTokens * ys));
+        for (int64_t r0 = 0; r0 < kMaxInterleaveRows; r0 += kQuantTileRows)
+          scalar().quantized_tile(type)(plain.w.row(r0), plain.w.row_bytes, kQuantTileRows, a,
+                                        kTestTokens, n / block, ref.data() + r0, ys, false);
+        auto check = [&](const std::vector<float>& y, const char* which) {
+          for (int t = 0; t < kTestTokens; ++t)
+            for (int r = 0; r < kMaxInterleaveRows; ++r) {
+              const size_t i = size_t(t * ys + r);
+              ASSERT_NEAR(y[i], ref[i], 1e-5 * abs_dot(type, plain.w.row(r), a, block, t, n))
+                  << cpu_level_name(l) << " " << which << " " << ggml_type_name(type)
+                  << " fill=" << int(fill) << " token=" << t << " row=" << r;
+            }
+        };
+        std::vector<float> y(ref.size());
+        for (int64_t r0 = 0; r0 < kMaxInterleaveRows; r0 += kQuantTileRows)
+          k.quantized_tile(type)(plain.w.row(r0), plain.w.row_bytes, kQuantTileRows, a, kTestTokens,
+                                 n / block, y.data() + r0, ys, false);
+        check(y, "plain tile");
+        if (group_rows > 0) {
+          const TestMatrix il = interleaved(plain, group_rows);
+          for (int64_t g = 0; g < kMaxInterleaveRows / group_rows; ++g)
+            k.interleaved_tile(type)(interleaved_records(il.w, 0).group(g), il.w.row_bytes,
+                                     group_rows, a, kTestTokens, n / block,
+                                     y.data() + g * group_rows, ys, false);
+          check(y, "interleaved tile");
+        }
+      }
+    }
+  }
+}
+
 #if defined(__x86_64__)
 // Table k's interleaved tile (on its own layout, one call per group of rows) or plain quantized
 // tile (kQuantTileRows rows a call) over every row of `plain`.
@@ -824,16 +887,8 @@ TEST(KernelQuantTileTest, Avx512TilesEqualAvx2TilesBitForBit) {
           // Any code or packed-scale value (Q8_0's -128 included); the fp16 scales stay those of
           // the quantized rows, so no infinity hides the integer sums.
           const int64_t bb = ggml_type_info(type).block_bytes;
-          const int64_t f16_begin = type == GgmlType::Q6_K ? 208 : 0;
-          const int64_t f16_end = type == GgmlType::Q6_K ? 210
-                                  : (type == GgmlType::Q4_1 || type == GgmlType::Q5_1 ||
-                                     type == GgmlType::Q4_K || type == GgmlType::Q5_K)
-                                      ? 4
-                                      : 2;
-          for (size_t i = 0; i < plain.bytes.size(); ++i) {
-            const int64_t at = int64_t(i) % bb;
-            if (at < f16_begin || at >= f16_end) plain.bytes[i] = uint8_t(rng());
-          }
+          for (size_t i = 0; i < plain.bytes.size(); ++i)
+            if (!is_fp16_scale_byte(type, int64_t(i) % bb)) plain.bytes[i] = uint8_t(rng());
         }
         const TileInputs in = tile_inputs(scalar(), block, n, uint32_t(82 + n_blocks));
         const ActView a = view_of(in.acts, block, n);
