@@ -6,8 +6,8 @@
 // record: each field of the block in turn (repack.cpp lists them per type), cut into slices whose
 // copies for the group's rows sit side by side. Q4_0 / Q8_0: the fp16 scales d, then the codes in
 // 4-byte slices (32 bytes per slice for 8 rows, 64 for 16); Q4_K: the d, the dmin, the packed 6-bit
-// scales in 4-byte slices, then the codes in 4-byte slices; Q5_K (AVX-512 only): as Q4_K with qh in
-// 4-byte slices before the codes; Q6_K (AVX-512 only): the 8 d, the scales in 4-byte slices, then
+// scales in 4-byte slices, then the codes in 4-byte slices; Q5_K: as Q4_K with qh in
+// 4-byte slices before the codes; Q6_K (8 rows): the 8 d, the scales in 4-byte slices, then
 // ql and qh in 8-byte slices (64 bytes: one 512-bit vector). One 32-byte load then holds 4 codes of
 // each of 8 rows (a 64-byte load, of 16 rows), so a single multiply-add against 4 broadcast
 // activation codes advances every row of the group at once and a block's dot products end in one
