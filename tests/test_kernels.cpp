@@ -961,6 +961,38 @@ TEST(KernelInterleaveTest, MatmulOnInterleavedWeightsMatchesPlainWeights) {
   }
 }
 
+// A token's outputs do not depend on how many tokens share the matmul (batched serving returns
+// what a request gets alone), in either mode, for every weight type and layout, on rows longer
+// than any column panel (the float tiles and the plain quantized tiles round each panel's sums on
+// their own). 24 rows: not whole groups of 16, so the plain tiles run where the level's groups are
+// 16 rows; 32 rows: interleaved on every level that can.
+TEST(KernelMatmulTest, TokenOutputsDoNotDependOnTheTokenCount) {
+  ThreadPool pool(2);
+  const int64_t cols = 8448;  // 33 x 256
+  for (CpuLevel l : supported_cpu_levels()) {
+    const KernelTable& k = kernel_table(l);
+    for (GgmlType type : kAllTypes)
+      for (int64_t rows : {24, 32}) {
+        const TestMatrix m = interleaved_if(k, make_matrix(type, rows, cols, 101));
+        const int64_t most = 70;
+        const auto x = gaussian(most * cols, 102);
+        for (MatmulMode mode : {MatmulMode::kPrecise, MatmulMode::kFast}) {
+          std::vector<float> batch(size_t(most * m.w.rows));
+          matmul(k, m.w, x.data(), cols, most, batch.data(), m.w.rows, pool, mode);
+          for (int64_t T : {1, 3, 5, 9, 33}) {
+            std::vector<float> y(size_t(T * m.w.rows));
+            matmul(k, m.w, x.data(), cols, T, y.data(), m.w.rows, pool, mode);
+            size_t bad = 0;
+            for (size_t i = 0; i < y.size(); ++i) bad += !same_bits_or_both_nan(y[i], batch[i]);
+            EXPECT_EQ(bad, 0u) << cpu_level_name(l) << " " << ggml_type_name(type)
+                               << " rows=" << rows
+                               << (mode == MatmulMode::kFast ? " fast" : " precise") << " T=" << T;
+          }
+        }
+      }
+  }
+}
+
 // Matrices of one input in one call: the same bits as one matmul each, whatever their types (32-
 // and 256-block activations, float weights), layouts and row counts, on every level.
 TEST(KernelMatmulTest, SharedInputEqualsOneMatmulEach) {

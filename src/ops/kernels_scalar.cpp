@@ -285,7 +285,12 @@ template <class Block>
 void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const ActView& act,
                        int64_t n_tokens, int64_t n_blocks, float* y, int64_t y_stride,
                        bool accumulate) {
+  // One running sum per (row, token), started from y when accumulating: a row cut into column
+  // panels adds the same terms in the same order as in one call.
   std::vector<float> acc(size_t(n_rows * n_tokens), 0.0f);  // [r][t]
+  if (accumulate)
+    for (int r = 0; r < n_rows; ++r)
+      for (int64_t t = 0; t < n_tokens; ++t) acc[size_t(r * n_tokens + t)] = y[t * y_stride + r];
   for (int r = 0; r < n_rows; ++r)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const auto unpacked = codes(load_block<Block>(w + r * w_row_bytes, b));
@@ -293,11 +298,7 @@ void quant_tile_scalar(const uint8_t* w, int64_t w_row_bytes, int n_rows, const 
         acc[size_t(r * n_tokens + t)] += block_dot(unpacked, act, t, b);
     }
   for (int64_t t = 0; t < n_tokens; ++t)
-    for (int r = 0; r < n_rows; ++r) {
-      float& out = y[t * y_stride + r];
-      const float v = acc[size_t(r * n_tokens + t)];
-      out = accumulate ? out + v : v;
-    }
+    for (int r = 0; r < n_rows; ++r) y[t * y_stride + r] = acc[size_t(r * n_tokens + t)];
 }
 
 template <GgmlType kType>

@@ -7,10 +7,12 @@
 // are fetched (by the kernels' prefetches or the hardware's) while the current ones are worked
 // on, so the two cores together keep the memory bus busy (the speed limit: bytes of weights /
 // bandwidth).
-// Prefill (many tokens): the columns are cut into panels whose activations (int8 in fast mode,
-// float in precise mode) fit in L2; for each panel every row tile of the chunk meets every token,
-// the weight block's scales decoded once per row tile and its codes unpacked once per group of 4
-// tokens (fast mode), or its values decoded to float once per row tile (precise mode).
+// Prefill (many tokens): the columns are cut into panels (for the interleaved tiles, whose int8
+// activations then fit in L2; for the others at fixed cuts, kFixedPanel); for each panel every row
+// tile of the chunk meets every token, the weight block's scales decoded once per row tile and its
+// codes unpacked once per group of 4 tokens (fast mode), or its values decoded to float once per
+// row tile (precise mode). Where a row is cut never depends on the token count in a way that
+// changes its sums: a sequence gets the same bits alone or batched.
 #include "ops/matmul.h"
 
 #include <algorithm>
@@ -30,9 +32,11 @@ namespace {
 // should stay in the per-core L2 cache (512 KiB on Zen 3, 1-2 MiB on newer cores), with room for
 // the weights streaming past.
 constexpr int64_t kActPanelBytes = 256 * 1024;
-// Columns per panel when there are only a few tokens: bounds the float decoding buffer (kept in
-// L1/L2) of the precise path.
-constexpr int64_t kFewTokensPanel = 2048;
+// Columns per panel, whatever the token count, of the tiles that round each call's sums on their
+// own (the float tiles, and the quantized tiles on the plain layout): cuts that moved with the
+// token count would give a sequence other bits batched than alone. Also bounds the float decoding
+// buffer (kept in L1/L2).
+constexpr int64_t kFixedPanel = 2048;
 // Every panel boundary is a multiple of this (whole blocks of every type).
 constexpr int64_t kPanelAlign = 256;
 
@@ -41,10 +45,10 @@ std::unique_ptr<T[]> uninitialized(int64_t n) {
   return std::unique_ptr<T[]>(new T[size_t(std::max<int64_t>(n, 1))]);
 }
 
-// Columns per panel for n_tokens activation rows of `bytes_per_value` bytes.
-int64_t panel_columns(int64_t cols, int64_t n_tokens, int64_t bytes_per_value) {
-  if (n_tokens <= kTileTokens) return std::min(cols, kFewTokensPanel);
-  const int64_t fit = kActPanelBytes / (n_tokens * bytes_per_value) / kPanelAlign * kPanelAlign;
+// Columns per panel of the interleaved tiles for n_tokens (> kTileTokens) int8 activation rows
+// (they carry their sums through y from panel to panel, so any cut gives the same bits).
+int64_t panel_columns(int64_t cols, int64_t n_tokens) {
+  const int64_t fit = kActPanelBytes / n_tokens / kPanelAlign * kPanelAlign;
   return std::min(cols, std::max(kPanelAlign, fit));
 }
 
@@ -94,9 +98,7 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
   const bool interleaved = w.interleaved_rows > 1;
   // F16/BF16 rows go straight into the tile where the table has one for them; others are decoded.
   const HalfTileFn half = interleaved ? nullptr : k.half_tile[size_t(w.type)];
-  // Few tokens and no decoding buffer to bound: whole rows, so each thread's weights are one
-  // stream.
-  const int64_t panel = half && T <= kTileTokens ? cols : panel_columns(cols, T, sizeof(float));
+  const int64_t panel = std::min(cols, kFixedPanel);
   const int64_t n_panels = (cols + panel - 1) / panel;
   const int64_t n_tiles = (w.rows + kTileRows - 1) / kTileRows;
   const DequantizeFn decode = w.type == GgmlType::F32 || half ? nullptr : k.dequantizer(w.type);
@@ -234,9 +236,11 @@ class QuantizedTiles {
         plain_.resize(size_t(n_threads));
       }
     }
-    // Column panels: none wider than `panel` (activations in L2), and for the interleaved tile
-    // none crossing one of the layout's panels (ops/repack.h).
-    panel_ = T <= kTileTokens ? w.cols : panel_columns(w.cols, T, 1);
+    // Column panels: for the interleaved tile none wider than `panel` (activations in L2) and none
+    // crossing one of the layout's panels (ops/repack.h); for the plain tiles, fixed cuts.
+    panel_ = !interleaved_tile_ ? std::min(w.cols, kFixedPanel)
+             : T <= kTileTokens ? w.cols
+                                : panel_columns(w.cols, T);
     cuts_ = {0};  // panel p is [cuts_[p], cuts_[p + 1])
     while (cuts_.back() < w.cols)
       cuts_.push_back(std::min(cuts_.back() + panel_, interleaved_tile_
