@@ -254,7 +254,7 @@ class QuantizedTiles {
   int64_t n_tiles() const { return (w_.rows + tile_rows_ - 1) / tile_rows_; }
   int64_t tile_bytes() const { return tile_rows_ * w_.row_bytes; }
 
-  // Row tiles [tile_begin, tile_end), every panel in turn, every token.
+  // Row tiles [tile_begin, tile_end), every panel, every token.
   void run(int64_t tile_begin, int64_t tile_end, int thread, const QuantizedActs& acts) {
     uint8_t* plain = nullptr;
     if (!plain_.empty()) {
@@ -262,24 +262,35 @@ class QuantizedTiles {
         plain_[size_t(thread)] = uninitialized<uint8_t>(kQuantTileRows * (panel_ / wb_) * block_bytes_);
       plain = plain_[size_t(thread)].get();
     }
-    for (size_t p = 0; p + 1 < cuts_.size(); ++p) {
+    // One row tile against every token over panel p (the kernel decodes the rows' scales once).
+    auto run_tile = [&](size_t p, int64_t r0, int n_rows) {
       const int64_t c0 = cuts_[p], nb = (cuts_[p + 1] - c0) / wb_;
       const ActView act = acts.view(c0);
       const bool accumulate = p > 0;
-      // One row tile against every token (the kernel decodes the rows' scales once).
+      float* y = y_ + r0;
+      if (interleaved_tile_) {
+        interleaved_tile_(panel_records_[p].group(r0 / tile_rows_), w_.row_bytes, n_rows, act, T_,
+                          nb, y, y_stride_, accumulate);
+      } else if (plain) {
+        for (int r = 0; r < n_rows; ++r)
+          copy_row_blocks(w_, r0 + r, c0 / wb_, nb, plain + r * nb * block_bytes_);
+        tile_(plain, nb * block_bytes_, n_rows, act, T_, nb, y, y_stride_, accumulate);
+      } else {
+        tile_(w_.row(r0) + c0 / wb_ * block_bytes_, w_.row_bytes, n_rows, act, T_, nb, y, y_stride_,
+              accumulate);
+      }
+    };
+    const size_t n_panels = cuts_.size() - 1;
+    if (interleaved_tile_ || T_ > kTileTokens) {
+      // Panel after panel: the interleaved layout stores them so (one stream); many tokens keep a
+      // panel's activations in L2 while the row tiles pass.
+      for (size_t p = 0; p < n_panels; ++p)
+        for_row_tiles(tile_begin, tile_end, w_.rows, tile_rows_,
+                      [&](int64_t r0, int n_rows) { run_tile(p, r0, n_rows); });
+    } else {
+      // Few tokens on plain rows: each row tile's panels in turn, so its rows stream in order.
       for_row_tiles(tile_begin, tile_end, w_.rows, tile_rows_, [&](int64_t r0, int n_rows) {
-        float* y = y_ + r0;
-        if (interleaved_tile_) {
-          interleaved_tile_(panel_records_[p].group(r0 / tile_rows_), w_.row_bytes, n_rows, act, T_,
-                            nb, y, y_stride_, accumulate);
-        } else if (plain) {
-          for (int r = 0; r < n_rows; ++r)
-            copy_row_blocks(w_, r0 + r, c0 / wb_, nb, plain + r * nb * block_bytes_);
-          tile_(plain, nb * block_bytes_, n_rows, act, T_, nb, y, y_stride_, accumulate);
-        } else {
-          tile_(w_.row(r0) + c0 / wb_ * block_bytes_, w_.row_bytes, n_rows, act, T_, nb, y,
-                y_stride_, accumulate);
-        }
+        for (size_t p = 0; p < n_panels; ++p) run_tile(p, r0, n_rows);
       });
     }
   }
