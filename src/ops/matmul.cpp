@@ -117,20 +117,10 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
     float* buffer = decoded[size_t(thread)].get();
     // One row tile against every token, for columns [c0, c0 + width).
     auto run_tile = [&](int64_t r0, int n_rows, int64_t c0, int64_t width, bool accumulate) {
-      if (half) {
-        const auto* rows = reinterpret_cast<const uint16_t*>(w.row(r0)) + c0;
-        for (int64_t t0 = 0; t0 < T; t0 += kTileTokens)
-          half(rows, w.row_bytes / 2, n_rows, x + t0 * x_stride + c0, x_stride,
-               int(std::min<int64_t>(kTileTokens, T - t0)), width, y + t0 * y_stride + r0, y_stride,
-               accumulate);
-        return;
-      }
-      const float* rows_f32;
-      int64_t w_stride;
-      if (!decode) {
-        rows_f32 = reinterpret_cast<const float*>(w.row(r0)) + c0;
-        w_stride = w.row_bytes / int64_t(sizeof(float));
-      } else {
+      // The rows as the tile reads them: fp16/bf16 in place (half), float32 in place, or decoded.
+      const float* rows_f32 = nullptr;
+      int64_t w_stride = w.row_bytes / 2;
+      if (decode) {
         for (int r = 0; r < n_rows; ++r) {
           const uint8_t* blocks = w.row(r0 + r) + c0 / block * block_bytes;
           if (interleaved) {
@@ -141,11 +131,20 @@ void matmul_float(const KernelTable& k, const WeightMatrix& w, const float* x, i
         }
         rows_f32 = buffer;
         w_stride = width;
+      } else if (!half) {
+        rows_f32 = reinterpret_cast<const float*>(w.row(r0)) + c0;
+        w_stride = w.row_bytes / int64_t(sizeof(float));
       }
       for (int64_t t0 = 0; t0 < T; t0 += kTileTokens) {
         const int n_tok = int(std::min<int64_t>(kTileTokens, T - t0));
-        k.float_tile(rows_f32, w_stride, n_rows, x + t0 * x_stride + c0, x_stride, n_tok, width,
-                     y + t0 * y_stride + r0, y_stride, accumulate);
+        const float* xt = x + t0 * x_stride + c0;
+        float* yt = y + t0 * y_stride + r0;
+        if (half)
+          half(reinterpret_cast<const uint16_t*>(w.row(r0)) + c0, w_stride, n_rows, xt, x_stride,
+               n_tok, width, yt, y_stride, accumulate);
+        else
+          k.float_tile(rows_f32, w_stride, n_rows, xt, x_stride, n_tok, width, yt, y_stride,
+                       accumulate);
       }
     };
     if (T <= kTileTokens) {  // few tokens: each row tile runs through all columns while in cache
